@@ -1,0 +1,81 @@
+"""The protocol every layer of a vectorized network follows, and the shared tensor math.
+
+Activations carry the vector dimension K in axis 1: ``(B, K, N)`` or ``(B, K, C, H, W)``.
+A conventional network is the same stack with K = 1 (SPEC §3).
+
+Learning rules talk to layers through two methods (SPEC §5):
+
+* ``input_credit(c, a_in)``: carry a *scalar* credit per output unit back to one scalar per
+  input unit (the transpose of the scalar layer), ``(B, *out) -> (B, *in)``.
+* ``WeightLayer.set_grads(a_in, err, g)``: set ``weight.grad`` / ``bias.grad`` to the gradient
+  of the scalar layer whose input is the error-contracted activity ``x~ = sum_k err_k a_in[:, k]``
+  and whose output gradient is ``g``; ``bias.grad[k, m] = sum_b err[b, k] g[b, m]``.
+  ``err`` already carries the 1/B of the batch mean.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gevb.init import draw_weight
+
+
+def contract(err: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Error-contracted activity ``x~[b, ...] = sum_k err[b, k] a[b, k, ...]``.
+
+    err: (B, K); a: (B, K, *S) -> (B, *S).
+    """
+    batch, k = err.shape
+    return torch.bmm(err.view(batch, 1, k), a.reshape(batch, k, -1)).view(batch, *a.shape[2:])
+
+
+def expand_input(x: torch.Tensor, vector_dim: int) -> torch.Tensor:
+    """Reference only: the materialized block-sparse expanded input (SPEC §2).
+
+    x: (B, D) or (B, C, H, W) -> (B, K, K*D) or (B, K, K*C, H, W), where input (k', d) is
+    ``x_d`` times the k'-th basis vector: ``out[b, k, k'*D + d] = delta(k, k') x[b, d]``.
+    K times the memory and compute of the implicit first layer; used only in tests.
+    """
+    eye = torch.eye(vector_dim, dtype=x.dtype, device=x.device)
+    spatial = x.shape[2:] if x.dim() == 4 else ()
+    channels = x.shape[1]
+    expanded = eye.view(1, vector_dim, vector_dim, 1, *[1] * len(spatial)) * x.unsqueeze(1).unsqueeze(1)
+    return expanded.reshape(x.shape[0], vector_dim, vector_dim * channels, *spatial)
+
+
+def bias_grad(err: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``sum_b err[b, k] g[b, m]``: err (B, K), g (B, *S) -> (K, *S)."""
+    return (err.t() @ g.reshape(g.shape[0], -1)).view(err.shape[1], *g.shape[1:])
+
+
+class WeightLayer(nn.Module):
+    """A layer with scalar weights shared over the K components and a K-vector bias.
+
+    Subclasses set ``weight``, ``bias``, ``vector_dim``, ``expand_input`` and ``fan_in`` and
+    implement ``forward``, ``input_credit``, ``set_grads`` and ``block_shape``.
+    """
+
+    weight: nn.Parameter
+    bias: nn.Parameter
+    vector_dim: int
+    expand_input: bool
+    fan_in: int
+
+    @property
+    def block_shape(self) -> tuple[int, int, int, int]:
+        """The weight viewed as ``(P, out, in, R)`` for initialization (see ``gevb.init``)."""
+        raise NotImplementedError
+
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reset_parameters(self, sign: str, role: str, generator: torch.Generator, name: str = "layer") -> None:
+        """Draw the weight for ``sign`` and ``role`` (SPEC §4) and zero the bias."""
+        drawn = draw_weight(self.block_shape, self.fan_in, sign, role, generator, name)
+        self.weight.copy_(drawn.view(self.weight.shape))
+        self.bias.zero_()

@@ -1,0 +1,99 @@
+"""Vectorized 2-d convolution (SPEC §2): the scalar convolution applied to each of the K components."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gevb.layers.base import WeightLayer, bias_grad, contract
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+class VecConv2d(WeightLayer):
+    """Convolution on K-vector channels.
+
+    Plain: weight ``(out, C_in, kh, kw)``, input ``(B, K, C_in, H, W)``.
+    Input-expanding first layer: weight ``(out, K*C_in, kh, kw)`` (expanded channel k*C_in + c),
+    raw input ``(B, C_in, H, W)``; component k of the output is the convolution of x with the
+    filters ``W[:, k*C_in:(k+1)*C_in]``, computed as one convolution with K*out filters.
+    Output ``(B, K, out, H', W')``; bias ``(K, out)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        vector_dim: int,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        expand_input: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.vector_dim, self.expand_input = vector_dim, expand_input
+        self.fan_in = in_channels * math.prod(self.kernel_size)
+        width = vector_dim * in_channels if expand_input else in_channels
+        self.weight = nn.Parameter(torch.empty(out_channels, width, *self.kernel_size, **factory))
+        self.bias = nn.Parameter(torch.zeros(vector_dim, out_channels, **factory))
+
+    @property
+    def block_shape(self) -> tuple[int, int, int, int]:
+        _, width, kh, kw = self.weight.shape
+        return (1, self.out_channels, width, kh * kw)
+
+    def _component_filters(self) -> torch.Tensor:
+        """First layer's filters as one bank ``(K*out, C_in, kh, kw)``, component-major."""
+        k, out = self.vector_dim, self.out_channels
+        w = self.weight.view(out, k, self.in_channels, *self.kernel_size)
+        return w.transpose(0, 1).reshape(k * out, self.in_channels, *self.kernel_size)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        batch, k = a.shape[0], self.vector_dim
+        if self.expand_input:
+            h = F.conv2d(a, self._component_filters(), stride=self.stride, padding=self.padding)
+        else:
+            h = F.conv2d(a.flatten(0, 1), self.weight, stride=self.stride, padding=self.padding)
+        h = h.view(batch, k, self.out_channels, *h.shape[-2:])  # (B, K, out, H', W')
+        return h + self.bias.view(1, k, self.out_channels, 1, 1)
+
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
+        """Transposed convolution: (B, out, H', W') -> (B, C_in, H, W)."""
+        shape = (a_in.shape[0], *a_in.shape[2:])
+        return torch.nn.grad.conv2d_input(shape, self.weight, c, stride=self.stride, padding=self.padding)
+
+    def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
+        """Conv weight gradient of ``x~`` and ``g`` (SPEC §5); g: (B, out, H', W').
+
+        First layer: ``dW[o, k, f] = sum_b err[b, k] P[b, o, f]`` with the per-example scalar
+        weight gradient ``P[b] = g[b] @ unfold(x[b])^T`` (K times cheaper than convolving the
+        error-expanded input).
+        """
+        if self.expand_input:
+            batch = g.shape[0]
+            patches = F.unfold(a_in, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, F, L)
+            per_example = torch.bmm(g.reshape(batch, self.out_channels, -1), patches.transpose(1, 2))  # (B, out, F)
+            grad = err.t() @ per_example.reshape(batch, -1)  # (K, out*F)
+            grad = grad.view(self.vector_dim, self.out_channels, -1).transpose(0, 1)  # (out, K, F)
+            self.weight.grad = grad.reshape(self.weight.shape)
+        else:
+            self.weight.grad = torch.nn.grad.conv2d_weight(
+                contract(err, a_in), self.weight.shape, g, stride=self.stride, padding=self.padding
+            )
+        self.bias.grad = bias_grad(err, g.sum((2, 3)))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, vector_dim={self.vector_dim}, expand_input={self.expand_input}"
+        )

@@ -1,0 +1,49 @@
+"""The t-gated ReLU (SPEC §2) and its K = 1 form, the conventional alternating-sign gate (SPEC §3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gevb.init import alternating_signs, paired_t_vectors
+
+
+def gate_mask(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``G = 1[t . h >= 0]`` per unit: h (B, K, N) or (B, K, C, H, W), t (N or C, K) -> (B, *S) in h's dtype."""
+    k = t.shape[1]
+    t_view = t.t().reshape(1, k, t.shape[0], *[1] * (h.dim() - 3))
+    return ((h * t_view).sum(1) >= 0).to(h.dtype)
+
+
+class TGate(nn.Module):
+    """``a_i = G_i h_i`` with ``G_i = 1[t_i . h_i >= 0]``; t is per unit (per channel for maps).
+
+    ``t`` (units, K) is a fixed buffer: saved in ``state_dict`` and never trained. Derivatives
+    treat G as constant, so the scalar credit passes as ``c * G``.
+    """
+
+    def __init__(self, units: int, vector_dim: int, device=None, dtype=None) -> None:
+        super().__init__()
+        self.register_buffer("t", torch.empty(units, vector_dim, device=device, dtype=dtype))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """K > 1: random paired t vectors (SPEC §2); K = 1: the signs -1, +1, -1, ... (SPEC §3)."""
+        units, k = self.t.shape
+        t = alternating_signs(units) if k == 1 else paired_t_vectors(units, k, generator)
+        self.t.copy_(t)
+
+    def mask(self, h: torch.Tensor) -> torch.Tensor:
+        """The gate G: (B, K, *S) -> (B, *S)."""
+        return gate_mask(h, self.t)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h * self.mask(h).unsqueeze(1)
+
+    def input_credit(self, c: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``c * G``: (B, *S) -> (B, *S)."""
+        return c * self.mask(h)
+
+    def extra_repr(self) -> str:
+        units, k = self.t.shape
+        return f"units={units}, vector_dim={k}"

@@ -1,0 +1,45 @@
+"""Layers without weights that change an activation's shape: average pooling and flatten (SPEC §2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VecAvgPool2d(nn.Module):
+    """Average pooling of each component, window = stride = ``kernel_size``.
+
+    (B, K, C, H, W) -> (B, K, C, H // s, W // s).
+    """
+
+    def __init__(self, kernel_size: int = 2) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool2d(a.flatten(0, 1), self.kernel_size)
+        return pooled.view(*a.shape[:3], *pooled.shape[-2:])
+
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
+        """Transpose of the pooling: (B, C, H', W') -> (B, C, H, W)."""
+        size = [self.kernel_size] * 2
+        return torch.ops.aten.avg_pool2d_backward(c, a_in[:, 0], size, size, [0, 0], False, True, None)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class VecFlatten(nn.Module):
+    """(B, K, C, H, W) -> (B, K, H*W*C), channel fastest: feature ``(y*W + x)*C + c``.
+
+    Channel-fastest order keeps paired channels 2m, 2m+1 on adjacent features 2n, 2n+1.
+    """
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return a.permute(0, 1, 3, 4, 2).flatten(2)
+
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
+        """(B, H*W*C) -> (B, C, H, W)."""
+        channels, height, width = a_in.shape[2:]
+        return c.view(c.shape[0], height, width, channels).permute(0, 3, 1, 2)

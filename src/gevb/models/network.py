@@ -1,0 +1,139 @@
+"""A network: a stack of layers ending in a readout, vectorized (K = classes) or conventional (K = 1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gevb.init import SIGNS
+from gevb.layers import TGate, VecLinear, WeightLayer
+
+
+@dataclass
+class Trace:
+    """What one forward pass leaves for a learning rule.
+
+    logits: (B, num_classes); inputs[i]: the input of ``layers[i]`` (inputs[0] is the first
+    layer's input: the raw batch for a vectorized network, ``(B, 1, ...)`` for a conventional one).
+    """
+
+    logits: torch.Tensor
+    inputs: list[torch.Tensor]
+
+
+class Network(nn.Module):
+    """``[weight layer, TGate, (pooling | flatten)*]* -> readout`` (SPEC §2, §3).
+
+    Every weight layer but the last is followed by a gate; the last is the readout, one vector
+    unit (vectorized, K = num_classes) or ``num_classes`` scalar units (conventional, K = 1).
+    ``sign='nonneg'`` keeps every weight past the first layer >= 0 via ``apply_constraint``.
+    """
+
+    def __init__(
+        self,
+        layers: list[nn.Module],
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        vectorized: bool,
+        sign: str,
+        name: str = "network",
+    ) -> None:
+        super().__init__()
+        if sign not in SIGNS:
+            raise ValueError(f"unknown sign regime {sign!r}; use one of {', '.join(SIGNS)}")
+        self.layers = nn.ModuleList(layers)
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.vectorized, self.sign, self.name = vectorized, sign, name
+        self.weight_indices = [i for i, layer in enumerate(layers) if isinstance(layer, WeightLayer)]
+        self._check_structure()
+
+    def _check_structure(self) -> None:
+        readout = self.layers[-1]
+        if not isinstance(readout, VecLinear) or self.weight_indices[-1] != len(self.layers) - 1:
+            raise ValueError(f"{self.name}: the last layer must be the VecLinear readout")
+        for i in self.weight_indices[:-1]:
+            if not isinstance(self.layers[i + 1], TGate):
+                raise ValueError(f"{self.name}: layers.{i} is a weight layer not followed by a TGate")
+
+    @property
+    def weight_layers(self) -> list[WeightLayer]:
+        return [self.layers[i] for i in self.weight_indices]
+
+    @property
+    def flat_input(self) -> bool:
+        return isinstance(self.layers[0], VecLinear)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Check the raw batch and shape it for the first layer."""
+        shapes = [self.input_shape] + ([(math.prod(self.input_shape),)] if self.flat_input else [])
+        if x.dim() < 2 or tuple(x.shape[1:]) not in shapes:
+            wanted = " or ".join(f"(B, {', '.join(map(str, s))})" for s in shapes)
+            raise ValueError(
+                f"{self.name} expects input of shape {wanted}, got {tuple(x.shape)}; "
+                "reshape the batch or build the model with this input_shape"
+            )
+        dtype = self.layers[0].weight.dtype
+        if x.dtype != dtype:
+            raise ValueError(f"{self.name} has {dtype} weights but got a {x.dtype} input; convert with x.to({dtype})")
+        if self.flat_input:
+            x = x.flatten(1)
+        return x if self.vectorized else x.unsqueeze(1)
+
+    def _logits(self, out: torch.Tensor) -> torch.Tensor:
+        """Readout output (B, K, n_out) -> logits (B, num_classes)."""
+        return out[:, :, 0] if self.vectorized else out[:, 0, :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, *input_shape) -> logits (B, num_classes)."""
+        a = self._prepare(x)
+        for layer in self.layers:
+            a = layer(a)
+        return self._logits(a)
+
+    def trace(self, x: torch.Tensor) -> Trace:
+        """Forward pass that keeps every layer's input for a learning rule."""
+        a = self._prepare(x)
+        inputs = []
+        for layer in self.layers:
+            inputs.append(a)
+            a = layer(a)
+        return Trace(self._logits(a), inputs)
+
+    def split_error(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split the output error e = dL/dy (B, num_classes) between the two factors of SPEC §5.
+
+        Returns ``(err, c)``: err (B, K), contracted with every layer's input and carrying the 1/B
+        of the batch mean; c (B, n_out), the credit at the readout's scalar output.
+        Vectorized: ``(e / B, 1)``; conventional: ``(1 / B, e)``.
+        """
+        batch = e.shape[0]
+        ones = torch.ones(batch, 1, dtype=e.dtype, device=e.device)
+        return (e / batch, ones) if self.vectorized else (ones / batch, e)
+
+    @torch.no_grad()
+    def hidden_shapes(self) -> list[tuple[int, ...]]:
+        """Per-example scalar shape of each hidden weight layer's output, e.g. [(1024,), (64, 14, 14)]."""
+        weight = self.layers[0].weight
+        probe = torch.zeros(1, *self.input_shape, dtype=weight.dtype, device=weight.device)
+        inputs = self.trace(probe).inputs
+        return [tuple(inputs[i + 1].shape[2:]) for i in self.weight_indices[:-1]]
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Draw all weights and gate vectors from ``generator`` in layer order (SPEC §4)."""
+        first, readout = self.weight_indices[0], self.weight_indices[-1]
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, WeightLayer):
+                role = "first" if i == first else "readout" if i == readout else "hidden"
+                layer.reset_parameters(self.sign, role, generator, f"{self.name} layers.{i} ({type(layer).__name__})")
+            elif isinstance(layer, TGate):
+                layer.reset_parameters(generator)
+
+    @torch.no_grad()
+    def apply_constraint(self) -> None:
+        """``nonneg``: clamp every weight past the first layer to >= 0 (call after each optimizer step)."""
+        if self.sign == "nonneg":
+            for layer in self.weight_layers[1:]:
+                layer.weight.clamp_(min=0)

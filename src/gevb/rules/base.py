@@ -1,0 +1,131 @@
+"""What every learning rule shares: the registry, the loss and its error vector, one training step.
+
+A rule's one job is to set ``.grad`` on the model's parameters from ``(model, output, target)``
+(SPEC §5); any ``torch.optim`` optimizer then steps and the model applies its constraint.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gevb.models.network import Network, Trace
+
+RULES: dict[str, type[Rule]] = {}
+
+
+def register_rule(name: str):
+    """Class decorator: make a rule buildable as ``make_rule(name, model)``."""
+
+    def register(cls: type[Rule]) -> type[Rule]:
+        cls.name = name
+        RULES[name] = cls
+        return cls
+
+    return register
+
+
+def valid_pairs() -> str:
+    """One line naming which rules go with which networks, for error messages."""
+    kinds = {True: "vectorized models (fc-vec, conv-vec, lc-vec)", False: "conventional models (fc, conv, lc)"}
+    return "; ".join(
+        f"{'/'.join(name for name, rule in RULES.items() if vec in rule.vectorized)} with {text}"
+        for vec, text in kinds.items()
+    )
+
+
+def make_rule(name: str, model: Network, seed: int = 0) -> Rule:
+    """Build the rule registered as ``name`` for ``model``; ``seed`` draws any fixed random state."""
+    if name not in RULES:
+        raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
+    return RULES[name](model, seed=seed)
+
+
+def loss_and_error(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean softmax cross-entropy and the per-example output error ``e = softmax(y) - onehot``.
+
+    logits: (B, C) float; target: (B,) integer labels in [0, C). Returns (scalar, (B, C)).
+    """
+    batch, classes = logits.shape
+    if target.shape != (batch,) or target.dtype.is_floating_point or target.dtype == torch.bool:
+        raise ValueError(
+            f"target must be a ({batch},) tensor of integer class labels, got {tuple(target.shape)} {target.dtype}"
+        )
+    if batch and (int(target.min()) < 0 or int(target.max()) >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}); build the model with num_classes = the label count")
+    log_probs = F.log_softmax(logits, dim=1)
+    loss = F.nll_loss(log_probs, target)
+    error = log_probs.exp()
+    error[torch.arange(batch, device=target.device), target] -= 1
+    return loss, error
+
+
+class Rule(nn.Module):
+    """Base learning rule. Subclasses implement ``deliver`` (the rule's math) under ``no_grad``.
+
+    Class attributes: ``name`` (set by ``register_rule``), ``vectorized`` (which network kinds it
+    is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd).
+    Rules are modules so that fixed random state (DFA feedback) lives in buffers.
+    """
+
+    name: ClassVar[str]
+    vectorized: ClassVar[tuple[bool, ...]] = (True, False)
+    needs_graph: ClassVar[bool] = False
+
+    def __init__(self, model: Network, seed: int = 0) -> None:
+        super().__init__()
+        if model.vectorized not in self.vectorized:
+            kind = "vectorized" if model.vectorized else "conventional"
+            raise ValueError(
+                f"rule {self.name!r} is not defined for the {kind} model {model.name!r}; valid pairs: {valid_pairs()}"
+            )
+
+    def set_grads(self, model: Network, output: Trace, target: torch.Tensor) -> torch.Tensor:
+        """Set ``.grad`` of every parameter of ``model``; return the batch's mean loss (detached)."""
+        with torch.no_grad():
+            loss, error = loss_and_error(output.logits, target)
+            self.deliver(model, output, error)
+        return loss
+
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
+        """Set the gradients from the output error ``error`` (B, num_classes)."""
+        raise NotImplementedError
+
+
+def set_broadcast_grads(
+    model: Network,
+    output: Trace,
+    error: torch.Tensor,
+    hidden_signals: list[torch.Tensor] | None = None,
+) -> None:
+    """Rules that deliver a signal straight to each layer (GEVB, DFA; SPEC §5).
+
+    The readout gets its true credit; hidden layer j gets ``g = G_j`` (GEVB) or
+    ``g = G_j * hidden_signals[j]`` (DFA), G_j the gate right after it. Nothing travels backwards.
+    """
+    err, readout_credit = model.split_error(error)
+    *hidden, readout = model.weight_indices
+    for j, i in enumerate(hidden):
+        g = model.layers[i + 1].mask(output.inputs[i + 1])
+        if hidden_signals is not None:
+            g = g * hidden_signals[j]
+        model.layers[i].set_grads(output.inputs[i], err, g)
+    model.layers[readout].set_grads(output.inputs[readout], err, readout_credit)
+
+
+def train_step(
+    model: Network, rule: Rule, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """One update: forward, ``rule.set_grads``, ``optimizer.step()``, ``model.apply_constraint()``.
+
+    x: (B, *input_shape); target: (B,). Returns the batch's mean loss before the step.
+    """
+    with torch.set_grad_enabled(rule.needs_graph):
+        output = model.trace(x)
+    loss = rule.set_grads(model, output, target)
+    optimizer.step()
+    model.apply_constraint()
+    return loss

@@ -1,0 +1,47 @@
+"""Backpropagation: the fast scalar-credit path (SPEC §5) and autograd, its reference."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gevb.models.network import Network, Trace
+from gevb.rules.base import Rule, register_rule
+
+
+@register_rule("bp")
+class BP(Rule):
+    """Exact backpropagation passing one scalar per unit backwards.
+
+    In a vectorized network every Jacobian is a scalar times the K x K identity, so
+    ``dL/dh_i = c_i e`` with ``c = 1`` at the readout and ``c_pre = G_pre * (W^T c)`` (through the
+    transposes of pooling / flatten in between): K times cheaper than autograd. In a
+    conventional network (K = 1) the same recursion carries the ordinary deltas, starting from
+    ``e`` at the readout. Both equal autograd's gradient of the mean cross-entropy.
+    """
+
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
+        err, credit = model.split_error(error)
+        weights = set(model.weight_indices)
+        for i in reversed(range(len(model.layers))):
+            layer, a_in = model.layers[i], output.inputs[i]
+            if i in weights:
+                layer.set_grads(a_in, err, credit)
+            if i > 0:
+                credit = layer.input_credit(credit, a_in)
+
+
+@register_rule("bp-autograd")
+class AutogradBP(Rule):
+    """Reference BP: ``torch.autograd.grad`` of the mean cross-entropy (carries K-vectors back)."""
+
+    needs_graph = True
+
+    def set_grads(self, model: Network, output: Trace, target: torch.Tensor) -> torch.Tensor:
+        if not output.logits.requires_grad:
+            raise ValueError("bp-autograd needs a forward pass recorded by autograd; run model.trace(x) with grad enabled")
+        loss = F.cross_entropy(output.logits, target)
+        params = list(model.parameters())
+        for param, grad in zip(params, torch.autograd.grad(loss, params)):
+            param.grad = grad
+        return loss.detach()

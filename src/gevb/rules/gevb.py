@@ -1,0 +1,22 @@
+"""Global error-vector broadcasting (SPEC §5): every hidden unit receives the same error vector e."""
+
+from __future__ import annotations
+
+import torch
+
+from gevb.models.network import Network, Trace
+from gevb.rules.base import Rule, register_rule, set_broadcast_grads
+
+
+@register_rule("gevb")
+class GEVB(Rule):
+    """``dW_ij = sum_b G_i (e . a_j) / B``: presynaptic activity, postsynaptic gate, broadcast error.
+
+    Equal to exact BP with each unit's scalar credit c_i replaced by its gate G_i. Vectorized
+    networks only.
+    """
+
+    vectorized = (True,)
+
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
+        set_broadcast_grads(model, output, error)
