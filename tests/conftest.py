@@ -1,0 +1,35 @@
+"""Shared helpers: small widths for every architecture and scikit-learn's bundled digits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from gevb import ARCHITECTURES, RULES
+
+SMALL_WIDTHS = {
+    ("fc", 1): (16, 12),
+    ("fc", 3): (16, 12, 8),
+    ("conv", 1): (4, 6, 16),
+    ("conv", 3): (4, 6, 4, 16),
+    ("lc", 1): (4, 6, 16),
+    ("lc", 3): (4, 6, 4, 16),
+}
+
+
+def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:
+    return SMALL_WIDTHS[(name.split("-")[0], channels)]
+
+
+def valid_pairs() -> list[tuple[str, str]]:
+    """Every (architecture, rule) pair the registries allow."""
+    return [(arch, rule) for arch in ARCHITECTURES for rule in RULES if arch.endswith("-vec") in RULES[rule].vectorized]
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1,797 8x8 digits as (N, 1, 8, 8) float32 in [-1, 1] and (N,) int64 labels."""
+    images, labels = load_digits(return_X_y=True)
+    x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 8, 8) / 8.0 - 1.0
+    return x, torch.tensor(labels, dtype=torch.int64)

@@ -1,0 +1,228 @@
+"""Every vectorized layer against a loop over K of the plain scalar op (float64), the implicit
+first layer against the materialized expanded input, and the rules' layer protocol
+(``input_credit``, ``set_grads``) against autograd."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from gevb.layers import (
+    TGate,
+    VecAvgPool2d,
+    VecConv2d,
+    VecFlatten,
+    VecLinear,
+    VecLocal2d,
+    contract,
+    expand_input,
+)
+
+F64 = {"dtype": torch.float64}
+SETTINGS = settings(max_examples=15, deadline=None)
+
+
+def randomize(layer: torch.nn.Module, seed: int) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    return layer
+
+
+def naive_local2d(x, weight, bias, kernel, stride, padding):
+    """Scalar locally connected layer by explicit loops over output positions.
+
+    x (B, C, H, W), weight (L, out, C*kh*kw), bias (out, H', W') -> (B, out, H', W').
+    """
+    xp = F.pad(x, (padding, padding, padding, padding))
+    rows = (xp.shape[2] - kernel) // stride + 1
+    cols = (xp.shape[3] - kernel) // stride + 1
+    out = torch.empty(x.shape[0], weight.shape[1], rows, cols, dtype=x.dtype)
+    for i in range(rows):
+        for j in range(cols):
+            patch = xp[:, :, i * stride : i * stride + kernel, j * stride : j * stride + kernel].flatten(1)
+            out[:, :, i, j] = patch @ weight[i * cols + j].t() + bias[:, i, j]
+    return out
+
+
+spatial = st.fixed_dictionaries(
+    {
+        "k": st.integers(1, 3),
+        "batch": st.integers(1, 3),
+        "c_in": st.integers(1, 3),
+        "c_out": st.integers(1, 4),
+        "kernel": st.integers(1, 3),
+        "stride": st.integers(1, 2),
+        "padding": st.integers(0, 1),
+        "size": st.integers(3, 6),
+        "seed": st.integers(0, 2**16),
+    }
+)
+
+
+def make_spatial(kind: str, p: dict, expand: bool):
+    args = (p["c_in"], p["c_out"], p["kernel"])
+    if kind == "conv":
+        layer = VecConv2d(*args, p["k"], p["stride"], p["padding"], expand, **F64)
+    else:
+        layer = VecLocal2d(*args, p["size"], p["k"], p["stride"], p["padding"], expand, **F64)
+    return randomize(layer, p["seed"])
+
+
+@SETTINGS
+@given(k=st.integers(1, 4), batch=st.integers(1, 4), n_in=st.integers(1, 7), n_out=st.integers(1, 6), seed=st.integers(0, 99))
+def test_linear_is_linear_per_component(k, batch, n_in, n_out, seed):
+    layer = randomize(VecLinear(n_in, n_out, k, **F64), seed)
+    a = torch.randn(batch, k, n_in, **F64)
+    expected = torch.stack([F.linear(a[:, i], layer.weight, layer.bias[i]) for i in range(k)], 1)
+    assert_close(layer(a), expected)
+
+
+@SETTINGS
+@given(k=st.integers(1, 4), batch=st.integers(1, 4), n_in=st.integers(1, 7), n_out=st.integers(1, 6), seed=st.integers(0, 99))
+def test_first_linear_equals_expanded_input(k, batch, n_in, n_out, seed):
+    first = randomize(VecLinear(n_in, n_out, k, expand_input=True, **F64), seed)
+    plain = VecLinear(k * n_in, n_out, k, **F64)
+    with torch.no_grad():
+        plain.weight.copy_(first.weight.reshape(n_out, k * n_in))
+        plain.bias.copy_(first.bias)
+    x = torch.randn(batch, n_in, **F64)
+    assert_close(first(x), plain(expand_input(x, k)))
+    per_component = torch.stack([F.linear(x, first.weight[:, i], first.bias[i]) for i in range(k)], 1)
+    assert_close(first(x), per_component)
+
+
+@SETTINGS
+@given(p=spatial)
+def test_conv_is_conv_per_component(p):
+    layer = make_spatial("conv", p, expand=False)
+    a = torch.randn(p["batch"], p["k"], p["c_in"], p["size"], p["size"], **F64)
+    expected = [F.conv2d(a[:, i], layer.weight, layer.bias[i], p["stride"], p["padding"]) for i in range(p["k"])]
+    assert_close(layer(a), torch.stack(expected, 1))
+
+
+@SETTINGS
+@given(p=spatial)
+def test_local_is_naive_local_per_component(p):
+    layer = make_spatial("local", p, expand=False)
+    a = torch.randn(p["batch"], p["k"], p["c_in"], p["size"], p["size"], **F64)
+    args = (p["kernel"], p["stride"], p["padding"])
+    expected = [naive_local2d(a[:, i], layer.weight, layer.bias[i], *args) for i in range(p["k"])]
+    assert_close(layer(a), torch.stack(expected, 1))
+
+
+@SETTINGS
+@given(p=spatial, kind=st.sampled_from(["conv", "local"]))
+def test_first_spatial_layer_equals_expanded_input(p, kind):
+    first = make_spatial(kind, p, expand=True)
+    plain = make_spatial(kind, {**p, "c_in": p["k"] * p["c_in"]}, expand=False)
+    with torch.no_grad():
+        plain.weight.copy_(first.weight)
+        plain.bias.copy_(first.bias)
+    x = torch.randn(p["batch"], p["c_in"], p["size"], p["size"], **F64)
+    assert_close(first(x), plain(expand_input(x, p["k"])))
+
+
+def test_first_conv_component_uses_its_own_filters():
+    k, c_in = 3, 2
+    layer = randomize(VecConv2d(c_in, 4, 3, k, padding=1, expand_input=True, **F64), 0)
+    x = torch.randn(2, c_in, 5, 5, **F64)
+    for i in range(k):
+        filters = layer.weight[:, i * c_in : (i + 1) * c_in]
+        assert_close(layer(x)[:, i], F.conv2d(x, filters, layer.bias[i], padding=1))
+
+
+def test_gate_matches_per_unit_definition():
+    gate = TGate(6, 4, **F64)
+    gate.reset_parameters(torch.Generator().manual_seed(0))
+    assert_close(gate.t[1::2], -gate.t[0::2])
+    for h in (torch.randn(3, 4, 6, **F64), torch.randn(3, 4, 6, 2, 2, **F64)):
+        out = gate(h)
+        for unit in range(6):
+            on = (torch.einsum("bk...,k->b...", h[:, :, unit], gate.t[unit]) >= 0).to(h.dtype)
+            assert_close(out[:, :, unit], h[:, :, unit] * on.unsqueeze(1))
+
+
+def test_conventional_gate_alternates_signs():
+    gate = TGate(5, 1, **F64)
+    gate.reset_parameters(torch.Generator().manual_seed(0))
+    assert gate.t.flatten().tolist() == [-1, 1, -1, 1, -1]
+    z = torch.tensor([[[-2.0, -2.0, 3.0, 3.0, 0.0]]], **F64)
+    assert gate(z).flatten().tolist() == [-2.0, 0.0, 0.0, 3.0, 0.0]
+
+
+def test_pool_and_flatten():
+    a = torch.randn(2, 3, 4, 5, 7, **F64)  # (B, K, C, H, W); odd width drops the last column
+    pooled = VecAvgPool2d(2)(a)
+    assert_close(pooled, torch.stack([F.avg_pool2d(a[:, i], 2) for i in range(3)], 1))
+    flat = VecFlatten()(a)
+    channels, width = 4, 7
+    for y, x, c in [(0, 0, 1), (4, 6, 3), (2, 3, 0)]:
+        assert_close(flat[:, :, (y * width + x) * channels + c], a[:, :, c, y, x])
+
+
+# --- the rule protocol against autograd ---------------------------------------------------
+
+
+def protocol_cases():
+    """(layer, a_in) pairs covering every layer kind, plain and input-expanding."""
+    k, batch = 3, 4
+    p = {"k": k, "batch": batch, "c_in": 2, "c_out": 4, "kernel": 3, "stride": 2, "padding": 1, "size": 6, "seed": 1}
+    spatial_in = torch.randn(batch, k, 2, 6, 6, **F64)
+    raw_in = torch.randn(batch, 2, 6, 6, **F64)
+    return [
+        (randomize(VecLinear(5, 4, k, **F64), 1), torch.randn(batch, k, 5, **F64)),
+        (randomize(VecLinear(5, 4, k, expand_input=True, **F64), 2), torch.randn(batch, 5, **F64)),
+        (make_spatial("conv", p, False), spatial_in),
+        (make_spatial("conv", p, True), raw_in),
+        (make_spatial("local", p, False), spatial_in),
+        (make_spatial("local", p, True), raw_in),
+        (VecAvgPool2d(2), torch.randn(batch, k, 2, 5, 6, **F64)),
+        (VecFlatten(), spatial_in),
+    ]
+
+
+def test_set_grads_is_scalar_layer_gradient_of_contracted_input():
+    """``set_grads(a, err, g)`` = autograd gradient with dL/dh[b, k, m] = err[b, k] g[b, m] (SPEC §5)."""
+    for layer, a_in in protocol_cases():
+        if not hasattr(layer, "set_grads"):
+            continue
+        h = layer(a_in)
+        err = torch.randn(h.shape[:2], **F64)
+        g = torch.randn(h.shape[:1] + h.shape[2:], **F64)
+        out_grad = err.view(*err.shape, *[1] * (h.dim() - 2)) * g.unsqueeze(1)
+        expected = torch.autograd.grad(h, [layer.weight, layer.bias], out_grad)
+        layer.set_grads(a_in, err, g)
+        assert_close(layer.weight.grad, expected[0])
+        assert_close(layer.bias.grad, expected[1])
+
+
+def test_input_credit_is_transpose_of_scalar_layer():
+    for layer, a_in in protocol_cases():
+        if getattr(layer, "expand_input", False):
+            continue
+        a = a_in.clone().requires_grad_(True)
+        h = layer(a)
+        c = torch.randn(h.shape[:1] + h.shape[2:], **F64)
+        out_grad = torch.zeros_like(h)
+        out_grad[:, 0] = c  # credit on component 0 only: the scalar layer's input gradient
+        (expected,) = torch.autograd.grad(h, a, out_grad)
+        assert_close(layer.input_credit(c, a_in), expected[:, 0])
+        assert expected[:, 1:].abs().max() == 0
+
+
+def test_gate_credit_is_masked():
+    gate = TGate(6, 3, **F64)
+    gate.reset_parameters(torch.Generator().manual_seed(3))
+    h, c = torch.randn(4, 3, 6, **F64), torch.randn(4, 6, **F64)
+    assert_close(gate.input_credit(c, h), c * gate.mask(h))
+    assert set(gate.mask(h).unique().tolist()) <= {0.0, 1.0}
+
+
+def test_contract():
+    err, a = torch.randn(4, 3, **F64), torch.randn(4, 3, 2, 5, **F64)
+    assert_close(contract(err, a), torch.einsum("bk,bkcx->bcx", err, a))
