@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
+from torch.optim import Adam
 
 from gevb import RULES, build_model, make_rule, train_step
 
@@ -39,14 +41,15 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch_size,))
     with torch.no_grad():
         forward = median_ms(lambda: model(x), args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.model} {tuple(args.shape)}, batch {args.batch_size}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", end=", ")
+    print(f"{args.model} {tuple(args.shape)}, batch {args.batch_size}")
     print(f"forward      {forward:8.1f} ms")
     for name, rule_cls in RULES.items():
         if model.vectorized not in rule_cls.vectorized:
             continue
-        rule = make_rule(name, model)
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
-        step = median_ms(lambda: train_step(model, rule, optimizer, x, y), args.repeats)
+        step = median_ms(
+            partial(train_step, model, make_rule(name, model), Adam(model.parameters()), x, y), args.repeats
+        )
         print(f"{name:12s} {step:8.1f} ms  = {step / forward:.2f} x forward")
 
 

@@ -74,7 +74,13 @@ def make_spatial(kind: str, p: dict, expand: bool):
 
 
 @SETTINGS
-@given(k=st.integers(1, 4), batch=st.integers(1, 4), n_in=st.integers(1, 7), n_out=st.integers(1, 6), seed=st.integers(0, 99))
+@given(
+    k=st.integers(1, 4),
+    batch=st.integers(1, 4),
+    n_in=st.integers(1, 7),
+    n_out=st.integers(1, 6),
+    seed=st.integers(0, 99),
+)
 def test_linear_is_linear_per_component(k, batch, n_in, n_out, seed):
     layer = randomize(VecLinear(n_in, n_out, k, **F64), seed)
     a = torch.randn(batch, k, n_in, **F64)
@@ -83,7 +89,13 @@ def test_linear_is_linear_per_component(k, batch, n_in, n_out, seed):
 
 
 @SETTINGS
-@given(k=st.integers(1, 4), batch=st.integers(1, 4), n_in=st.integers(1, 7), n_out=st.integers(1, 6), seed=st.integers(0, 99))
+@given(
+    k=st.integers(1, 4),
+    batch=st.integers(1, 4),
+    n_in=st.integers(1, 7),
+    n_out=st.integers(1, 6),
+    seed=st.integers(0, 99),
+)
 def test_first_linear_equals_expanded_input(k, batch, n_in, n_out, seed):
     first = randomize(VecLinear(n_in, n_out, k, expand_input=True, **F64), seed)
     plain = VecLinear(k * n_in, n_out, k, **F64)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import valid_pairs
 
+from conftest import valid_pairs
 from gevb import build_model, make_rule, train_step
 from gevb.rules import loss_and_error
 

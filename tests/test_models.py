@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from conftest import small_widths
 from torch.testing import assert_close
 
+from conftest import small_widths
 from gevb import ARCHITECTURES, build_model
 from gevb.layers import TGate, WeightLayer
 
@@ -55,9 +55,9 @@ def test_paper_layer_sizes(name, input_shape):
 @pytest.mark.parametrize("name", ["fc-vec", "conv", "lc-vec"])
 def test_same_seed_same_model(name):
     a, b, c = (build_model(name, (1, 8, 8), widths=small_widths(name), seed=s) for s in (3, 3, 4))
-    for (key, va), vb, vc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    for (key, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), key
-    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values()))
+    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values(), strict=True))
 
 
 def test_he_initialization_statistics():
@@ -92,7 +92,7 @@ def halve(nonneg, mixed) -> None:
     """
     with torch.no_grad():
         roles = {nonneg.weight_indices[0]: "first", nonneg.weight_indices[-1]: "readout"}
-        for i, (big, small) in enumerate(zip(nonneg.layers, mixed.layers)):
+        for i, (big, small) in enumerate(zip(nonneg.layers, mixed.layers, strict=True)):
             if isinstance(big, TGate):
                 small.t.copy_(big.t[0::2])
             elif isinstance(big, WeightLayer):
@@ -129,7 +129,9 @@ def test_odd_width_under_nonneg_names_the_layer(name):
     widths = list(small_widths(name))
     widths[1] += 1
     second = build_model(name, (1, 8, 8), widths=widths, sign="mixed").weight_indices[1]  # fine unpaired
-    with pytest.raises(ValueError, match=rf"{name} layers\.{second} .* has {widths[1]} output .*even width or sign='mixed'"):
+    with pytest.raises(
+        ValueError, match=rf"{name} layers\.{second} .* has {widths[1]} output .*even width or sign='mixed'"
+    ):
         build_model(name, (1, 8, 8), widths=widths, sign="nonneg")
 
 

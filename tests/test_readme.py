@@ -18,7 +18,11 @@ def code_blocks(language: str) -> list[str]:
 def test_ci_runs_the_readme_test_command():
     quick_start = code_blocks("bash")[0].strip().splitlines()
     assert len(quick_start) == 2
-    ci_commands = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    ci_commands = [
+        line
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line and not line.startswith(("#", "set ", "cd "))
+    ]
     assert ci_commands == [quick_start[1]]
 
 

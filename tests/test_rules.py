@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_widths
 from torch.testing import assert_close
 
+from conftest import small_widths
 from gevb import ARCHITECTURES, build_model, make_rule, train_step
 from gevb.rules import loss_and_error
 
@@ -137,7 +137,9 @@ def test_dfa_feedback_is_fixed_and_round_trips(digits):
     assert before.min() < 0 < before.max() and before.abs().max() <= 1
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(5):
-        train_step(model, rule, optimizer, digits[0][step * 32 : (step + 1) * 32], digits[1][step * 32 : (step + 1) * 32])
+        train_step(
+            model, rule, optimizer, digits[0][step * 32 : (step + 1) * 32], digits[1][step * 32 : (step + 1) * 32]
+        )
     assert torch.equal(rule.feedback, before)
     fresh = make_rule("dfa", build_model("conv", (1, 8, 8), widths=small_widths("conv"), sign="mixed", seed=1), seed=12)
     assert not torch.equal(fresh.feedback, before)

@@ -15,6 +15,8 @@ Learning rules talk to layers through two methods (SPEC §5):
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -79,3 +81,38 @@ class WeightLayer(nn.Module):
         drawn = draw_weight(self.block_shape, self.fan_in, sign, role, generator, name)
         self.weight.copy_(drawn.view(self.weight.shape))
         self.bias.zero_()
+
+
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution window sliding over ``size`` positions."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class SpatialWeightLayer(WeightLayer):
+    """Geometry shared by convolution and locally connected layers (they differ in sharing)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        vector_dim: int,
+        stride: int | tuple[int, int],
+        padding: int | tuple[int, int],
+        expand_input: bool,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
+        self.vector_dim, self.expand_input = vector_dim, expand_input
+        self.fan_in = in_channels * math.prod(self.kernel_size)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, vector_dim={self.vector_dim}, expand_input={self.expand_input}"
+        )

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import WeightLayer, bias_grad, contract
+from gevb.layers.base import SpatialWeightLayer, bias_grad, contract
 
 
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-class VecConv2d(WeightLayer):
+class VecConv2d(SpatialWeightLayer):
     """Convolution on K-vector channels.
 
     Plain: weight ``(out, C_in, kh, kw)``, input ``(B, K, C_in, H, W)``.
@@ -37,12 +31,8 @@ class VecConv2d(WeightLayer):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, kernel_size, vector_dim, stride, padding, expand_input)
         factory = {"device": device, "dtype": dtype}
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        self.vector_dim, self.expand_input = vector_dim, expand_input
-        self.fan_in = in_channels * math.prod(self.kernel_size)
         width = vector_dim * in_channels if expand_input else in_channels
         self.weight = nn.Parameter(torch.empty(out_channels, width, *self.kernel_size, **factory))
         self.bias = nn.Parameter(torch.zeros(vector_dim, out_channels, **factory))
@@ -91,9 +81,3 @@ class VecConv2d(WeightLayer):
                 contract(err, a_in), self.weight.shape, g, stride=self.stride, padding=self.padding
             )
         self.bias.grad = bias_grad(err, g.sum((2, 3)))
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, vector_dim={self.vector_dim}, expand_input={self.expand_input}"
-        )

@@ -12,11 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import WeightLayer, bias_grad, contract
-from gevb.layers.conv import _pair
+from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, conv_output_size, pair
 
 
-class VecLocal2d(WeightLayer):
+class VecLocal2d(SpatialWeightLayer):
     """Locally connected layer on K-vector channels.
 
     Weight ``(L, out, F)`` with L = H'*W' positions and F = C_in*kh*kw patch features in
@@ -39,22 +38,15 @@ class VecLocal2d(WeightLayer):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, kernel_size, vector_dim, stride, padding, expand_input)
         factory = {"device": device, "dtype": dtype}
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        self.input_size = _pair(input_size)
-        self.output_size = tuple(
-            (size + 2 * pad - kernel) // step + 1
-            for size, pad, kernel, step in zip(self.input_size, self.padding, self.kernel_size, self.stride)
-        )
+        self.input_size = pair(input_size)
+        self.output_size = tuple(map(conv_output_size, self.input_size, self.kernel_size, self.stride, self.padding))
         if min(self.output_size) < 1:
             raise ValueError(
                 f"VecLocal2d: input {self.input_size} is smaller than kernel {self.kernel_size}; "
                 "use a larger input or a smaller kernel"
             )
-        self.vector_dim, self.expand_input = vector_dim, expand_input
-        self.fan_in = in_channels * math.prod(self.kernel_size)
         features = self.fan_in * (vector_dim if expand_input else 1)
         positions = math.prod(self.output_size)
         self.weight = nn.Parameter(torch.empty(positions, out_channels, features, **factory))
@@ -104,8 +96,4 @@ class VecLocal2d(WeightLayer):
         self.bias.grad = bias_grad(err, g)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"input_size={self.input_size}, stride={self.stride}, padding={self.padding}, "
-            f"vector_dim={self.vector_dim}, expand_input={self.expand_input}"
-        )
+        return f"{super().extra_repr()}, input_size={self.input_size}"

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
+from gevb.layers.base import conv_output_size
 from gevb.models.network import Network
 
 # (op, width, kernel, stride, padding) for weight ops; ("pool",) and ("flatten",) otherwise.
@@ -56,15 +57,18 @@ def _with_widths(blueprint: Blueprint, widths: Sequence[int] | None, name: str) 
     slots = [i for i, op in enumerate(blueprint) if op[0] in WEIGHT_OPS]
     if len(widths) != len(slots) or any(int(w) < 1 for w in widths):
         raise ValueError(
-            f"{name} has {len(slots)} hidden layers, so widths needs {len(slots)} positive integers; got {tuple(widths)}"
+            f"{name} has {len(slots)} hidden layers, so widths needs {len(slots)} positive integers; "
+            f"got {tuple(widths)}"
         )
     out = list(blueprint)
-    for i, width in zip(slots, widths):
+    for i, width in zip(slots, widths, strict=True):
         out[i] = (out[i][0], int(width), *out[i][2:])
     return out
 
 
-def _assemble(blueprint: Blueprint, input_shape: tuple[int, int, int], k: int, n_out: int, name: str, factory) -> list[nn.Module]:
+def _assemble(
+    blueprint: Blueprint, input_shape: tuple[int, int, int], k: int, n_out: int, name: str, factory
+) -> list[nn.Module]:
     """Instantiate a blueprint; ``shape`` tracks the per-component scalar activation shape."""
     shape = (math.prod(input_shape),) if blueprint[0][0] == "linear" else tuple(input_shape)
     layers: list[nn.Module] = []
@@ -76,7 +80,7 @@ def _assemble(blueprint: Blueprint, input_shape: tuple[int, int, int], k: int, n
         elif op == "conv":
             width, kernel, stride, padding = args
             layers.append(VecConv2d(shape[0], width, kernel, k, stride, padding, expand, **factory))
-            shape = (width, *[(s + 2 * padding - kernel) // stride + 1 for s in shape[1:]])
+            shape = (width, *[conv_output_size(s, kernel, stride, padding) for s in shape[1:]])
         elif op == "local":
             width, kernel, stride, padding = args
             layers.append(VecLocal2d(shape[0], width, kernel, shape[1:], k, stride, padding, expand, **factory))

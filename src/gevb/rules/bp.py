@@ -39,9 +39,11 @@ class AutogradBP(Rule):
 
     def set_grads(self, model: Network, output: Trace, target: torch.Tensor) -> torch.Tensor:
         if not output.logits.requires_grad:
-            raise ValueError("bp-autograd needs a forward pass recorded by autograd; run model.trace(x) with grad enabled")
+            raise ValueError(
+                "bp-autograd needs a forward pass recorded by autograd; run model.trace(x) with grad enabled"
+            )
         loss = F.cross_entropy(output.logits, target)
         params = list(model.parameters())
-        for param, grad in zip(params, torch.autograd.grad(loss, params)):
+        for param, grad in zip(params, torch.autograd.grad(loss, params), strict=True):
             param.grad = grad
         return loss.detach()

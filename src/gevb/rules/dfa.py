@@ -35,9 +35,7 @@ class DFA(Rule):
     def signals(self, error: torch.Tensor) -> list[torch.Tensor]:
         """``e @ B_l`` for every hidden layer, shaped like its output: [(B, *shape_l)]."""
         batch = error.shape[0]
-        return [
-            (error @ self.feedback[:, : math.prod(shape)]).view(batch, *shape) for shape in self.shapes
-        ]
+        return [(error @ self.feedback[:, : math.prod(shape)]).view(batch, *shape) for shape in self.shapes]
 
     def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
         set_broadcast_grads(model, output, error, self.signals(error))
