@@ -1,4 +1,4 @@
-"""Median time of one training step per rule against one forward pass, on synthetic inputs.
+"""Median time of a training step, and of each rule's gradients alone, against a forward pass.
 
 Timing only depends on shapes, so random inputs of the data set's shape are used; no accuracy
 is measured here. Usage: python benchmarks/step_time.py [--model fc-vec] [--shape 1 28 28]
@@ -28,6 +28,12 @@ def median_ms(fn, repeats: int, warmup: int = 3) -> float:
     return 1e3 * statistics.median(times)
 
 
+def forward_and_gradients(model, rule, x, y) -> None:
+    with torch.set_grad_enabled(rule.needs_graph):
+        output = model.trace(x)
+    rule.set_grads(model, output, y)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fc-vec")
@@ -43,14 +49,15 @@ def main() -> None:
         forward = median_ms(lambda: model(x), args.repeats)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", end=", ")
     print(f"{args.model} {tuple(args.shape)}, batch {args.batch_size}")
-    print(f"forward      {forward:8.1f} ms")
+    print(f"{'forward':12s} {forward:8.1f} ms")
+    print("rule         full step (forward, rule, Adam, clamp) | forward + the rule's gradients")
     for name, rule_cls in RULES.items():
         if model.vectorized not in rule_cls.vectorized:
             continue
-        step = median_ms(
-            partial(train_step, model, make_rule(name, model), Adam(model.parameters()), x, y), args.repeats
-        )
-        print(f"{name:12s} {step:8.1f} ms  = {step / forward:.2f} x forward")
+        rule = make_rule(name, model)
+        step = median_ms(partial(train_step, model, rule, Adam(model.parameters()), x, y), args.repeats)
+        grads = median_ms(partial(forward_and_gradients, model, rule, x, y), args.repeats)
+        print(f"{name:12s} {step:8.1f} ms = {step / forward:.2f} x forward | {grads:6.1f} ms = {grads / forward:.2f} x")
 
 
 if __name__ == "__main__":
