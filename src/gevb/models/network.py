@@ -58,6 +58,11 @@ class Network(nn.Module):
             if not isinstance(self.layers[i + 1], TGate):
                 raise ValueError(f"{self.name}: layers.{i} is a weight layer not followed by a TGate")
 
+    def extra_repr(self) -> str:
+        kind = "vectorized" if self.vectorized else "conventional"
+        shape = f"input_shape={self.input_shape}, num_classes={self.num_classes}"
+        return f"name={self.name!r}, {kind}, {shape}, sign={self.sign!r}"
+
     @property
     def weight_layers(self) -> list[WeightLayer]:
         return [self.layers[i] for i in self.weight_indices]

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gevb.models.architectures import ARCHITECTURES
 from gevb.models.network import Network, Trace
 
 RULES: dict[str, type[Rule]] = {}
@@ -30,11 +31,12 @@ def register_rule(name: str):
 
 def valid_pairs() -> str:
     """One line naming which rules go with which networks, for error messages."""
-    kinds = {True: "vectorized models (fc-vec, conv-vec, lc-vec)", False: "conventional models (fc, conv, lc)"}
-    return "; ".join(
-        f"{'/'.join(name for name, rule in RULES.items() if vec in rule.vectorized)} with {text}"
-        for vec, text in kinds.items()
-    )
+    parts = []
+    for vectorized, kind in ((True, "vectorized"), (False, "conventional")):
+        rules = "/".join(name for name, rule in RULES.items() if vectorized in rule.vectorized)
+        models = ", ".join(name for name in ARCHITECTURES if name.endswith("-vec") == vectorized)
+        parts.append(f"{rules} with {kind} models ({models})")
+    return "; ".join(parts)
 
 
 def make_rule(name: str, model: Network, seed: int = 0) -> Rule:
