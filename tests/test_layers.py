@@ -49,6 +49,15 @@ def naive_local2d(x, weight, bias, kernel, stride, padding):
     return out
 
 
+dense = st.fixed_dictionaries(
+    {
+        "k": st.integers(1, 4),
+        "batch": st.integers(1, 4),
+        "n_in": st.integers(1, 7),
+        "n_out": st.integers(1, 6),
+        "seed": st.integers(0, 99),
+    }
+)
 spatial = st.fixed_dictionaries(
     {
         "k": st.integers(1, 3),
@@ -74,14 +83,9 @@ def make_spatial(kind: str, p: dict, expand: bool):
 
 
 @SETTINGS
-@given(
-    k=st.integers(1, 4),
-    batch=st.integers(1, 4),
-    n_in=st.integers(1, 7),
-    n_out=st.integers(1, 6),
-    seed=st.integers(0, 99),
-)
-def test_linear_is_linear_per_component(k, batch, n_in, n_out, seed):
+@given(p=dense)
+def test_linear_is_linear_per_component(p):
+    k, batch, n_in, n_out, seed = p["k"], p["batch"], p["n_in"], p["n_out"], p["seed"]
     layer = randomize(VecLinear(n_in, n_out, k, **F64), seed)
     a = torch.randn(batch, k, n_in, **F64)
     expected = torch.stack([F.linear(a[:, i], layer.weight, layer.bias[i]) for i in range(k)], 1)
@@ -89,14 +93,9 @@ def test_linear_is_linear_per_component(k, batch, n_in, n_out, seed):
 
 
 @SETTINGS
-@given(
-    k=st.integers(1, 4),
-    batch=st.integers(1, 4),
-    n_in=st.integers(1, 7),
-    n_out=st.integers(1, 6),
-    seed=st.integers(0, 99),
-)
-def test_first_linear_equals_expanded_input(k, batch, n_in, n_out, seed):
+@given(p=dense)
+def test_first_linear_equals_expanded_input(p):
+    k, batch, n_in, n_out, seed = p["k"], p["batch"], p["n_in"], p["n_out"], p["seed"]
     first = randomize(VecLinear(n_in, n_out, k, expand_input=True, **F64), seed)
     plain = VecLinear(k * n_in, n_out, k, **F64)
     with torch.no_grad():
