@@ -156,6 +156,11 @@ def row_multiples(bp: torch.Tensor, gevb: torch.Tensor) -> torch.Tensor:
     return torch.where(norm > 0, (bp * gevb).sum(1) / norm.clamp(min=1e-300), torch.zeros_like(norm))
 
 
+def unit_rows(grads: dict[str, torch.Tensor], i: int) -> torch.Tensor:
+    """Row m of layer i: the gradient of the weights into unit m and of its K-vector bias."""
+    return torch.cat([grads[f"layers.{i}.weight"].flatten(1), grads[f"layers.{i}.bias"].t()], 1)
+
+
 def sign_match_violations(model, x, y) -> int:
     """Check SPEC §6 per example and count rows where BP is not a non-negative multiple of GEVB."""
     violations = 0
@@ -163,10 +168,7 @@ def sign_match_violations(model, x, y) -> int:
         _, bp = rule_grads("bp", model, x[b : b + 1], y[b : b + 1])
         _, gevb = rule_grads("gevb", model, x[b : b + 1], y[b : b + 1])
         for i in model.weight_indices:
-            # Row i of a layer: the weights into unit i and its K-vector bias.
-            rows = [bp[f"layers.{i}.weight"].flatten(1), bp[f"layers.{i}.bias"].t()]
-            grad_rows = torch.cat(rows, 1)
-            gevb_rows = torch.cat([gevb[f"layers.{i}.weight"].flatten(1), gevb[f"layers.{i}.bias"].t()], 1)
+            grad_rows, gevb_rows = unit_rows(bp, i), unit_rows(gevb, i)
             c = row_multiples(grad_rows, gevb_rows)
             parallel = torch.isclose(grad_rows, c[:, None] * gevb_rows, atol=1e-12, rtol=1e-9).all(1)
             opposite = (grad_rows * gevb_rows < -1e-24).any(1)
