@@ -1,6 +1,9 @@
-"""Shared helpers: small widths for every architecture and scikit-learn's bundled digits."""
+"""Shared helpers: small widths per architecture, the digits, and skipping (never in CI) for absent data."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,6 +28,18 @@ def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:
 def valid_pairs() -> list[tuple[str, str]]:
     """Every (architecture, rule) pair the registries allow."""
     return [(arch, rule) for arch in ARCHITECTURES for rule in RULES if arch.endswith("-vec") in RULES[rule].vectorized]
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def require_data(path: Path, install: str) -> None:
+    """Skip when a real data set is absent; fail instead under GEVB_REQUIRE_DATA=1 (CI sets it)."""
+    if not path.exists():
+        reason = f"{path} is absent; install it with: {install}"
+        if os.environ.get("GEVB_REQUIRE_DATA"):
+            pytest.fail(f"GEVB_REQUIRE_DATA is set but {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -15,15 +15,13 @@ def code_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_with_the_data_installed():
     quick_start = code_blocks("bash")[0].strip().splitlines()
     assert len(quick_start) == 2
-    ci_commands = [
-        line
-        for line in (ROOT / ".ci/run").read_text().splitlines()
-        if line and not line.startswith(("#", "set ", "cd "))
-    ]
-    assert ci_commands == [quick_start[1]]
+    assert quick_start[0].endswith("&& gevb train")
+    ci = (ROOT / ".ci/run").read_text()
+    assert ci.strip().splitlines()[-1] == quick_start[1]
+    assert "apt-get install -y -qq dataset-fashion-mnist" in ci and "GEVB_REQUIRE_DATA=1" in ci
 
 
 def test_python_example_is_the_example_file_and_runs():
@@ -32,3 +30,17 @@ def test_python_example_is_the_example_file_and_runs():
     result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=300, check=True)
     error = float(re.search(r"training error ([\d.]+)%", result.stdout).group(1))
     assert error < 5.0, result.stdout
+
+
+def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
+    engine_example = code_blocks("python")[1]
+    result = subprocess.run(
+        [sys.executable, "-c", engine_example], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True
+    )
+    error = float(re.search(r"test error ([\d.]+)% after 5 epochs", result.stdout).group(1))
+    assert error < 10.0, result.stdout
+    assert {p.name for p in (tmp_path / "runs/digits-bp-mixed").iterdir()} == {
+        "config.yaml",
+        "metrics.jsonl",
+        "checkpoint.pt",
+    }

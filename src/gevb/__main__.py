@@ -1,0 +1,5 @@
+"""``python -m gevb``: the ``gevb`` command."""
+
+from gevb.cli import run
+
+run()

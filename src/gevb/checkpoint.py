@@ -1,0 +1,86 @@
+"""Checkpoints: atomic writes, safe loads (``weights_only=True``), and every RNG state.
+
+A checkpoint is a plain dict of tensors, numbers and strings written with ``torch.save``:
+``format``, ``version``, ``config`` (a dict), ``epoch``, ``model``, ``rule``, ``optimizer``,
+``rng`` and run bookkeeping. Nothing is ever unpickled beyond what ``weights_only`` allows.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gevb.files import atomic_file
+
+FORMAT, VERSION = "gevb-checkpoint", 1
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (plus the format tag) atomically with ``torch.save``."""
+    with atomic_file(path) as file:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, file)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a gevb checkpoint onto the CPU with ``weights_only=True``; raise ValueError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}; pass a run folder or its checkpoint.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a loadable gevb checkpoint ({reason[:200]}); pass a checkpoint.pt") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a gevb checkpoint (no {FORMAT!r} tag); point to a checkpoint.pt")
+    if state.get("version") != VERSION:
+        raise ValueError(f"{path} has checkpoint version {state.get('version')}, this gevb reads {VERSION}")
+    return state
+
+
+def load_module_state(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
+    """``module.load_state_dict(state)`` with a one-line error naming the first mismatch."""
+    own = module.state_dict()
+    missing, extra = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing or extra:
+        detail = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        raise ValueError(f"{source} does not fit this {what}: {detail}; was it written for another model?")
+    for key, tensor in own.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise ValueError(
+                f"{source} does not fit this {what}: {key} is {tuple(state[key].shape)} in the checkpoint, "
+                f"{tuple(tensor.shape)} here; was it written for another model?"
+            )
+    module.load_state_dict(state)
+
+
+def capture_rng(batch_order: torch.Generator) -> dict[str, Any]:
+    """Every random state a run touches: Python, NumPy, torch (CPU, CUDA) and the batch-order generator."""
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": position, "gauss": (has_gauss, gauss)},
+        "torch": torch.get_rng_state(),
+        "batch_order": batch_order.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], batch_order: torch.Generator) -> None:
+    """Inverse of ``capture_rng``."""
+    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, numpy_state["pos"], *numpy_state["gauss"]))
+    torch.set_rng_state(state["torch"])
+    batch_order.set_state(state["batch_order"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

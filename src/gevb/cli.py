@@ -1,0 +1,172 @@
+"""The ``gevb`` command: a thin shell over ``gevb.training``.
+
+User errors (bad values, missing or corrupt files, a run folder holding another run) exit with
+status 2 and one line on stderr; set ``GEVB_TRACEBACK=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import Any
+
+from tqdm import tqdm
+
+from gevb.config import TrainConfig, config_from_mapping, load_config
+from gevb.data import DATASETS
+from gevb.init import SIGNS
+from gevb.models import ARCHITECTURES
+from gevb.rules import RULES
+from gevb.training import Trainer, evaluate_run, train
+
+DEFAULTS = TrainConfig()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (status 2)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def widths_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1024,512, got {text!r}") from None
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field; a flag not given leaves the YAML / default value."""
+    flags: dict[str, dict[str, Any]] = {
+        "dataset": {"choices": DATASETS},
+        "model": {"choices": ARCHITECTURES},
+        "rule": {"choices": tuple(RULES), "help": "learning rule (gevb/dfa/bp; bp-autograd is the reference BP)"},
+        "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},
+        "widths": {"type": widths_list, "metavar": "N,N,...", "help": "hidden widths (units or channels)"},
+        "epochs": {"type": int},
+        "batch_size": {"type": int},
+        "lr": {"type": float, "help": "Adam learning rate"},
+        "seed": {"type": int, "help": "seeds the weights, t vectors, DFA feedback and batch order"},
+        "eval_every": {"type": int, "help": "evaluate on the full train and test splits every N epochs and at the end"},
+        "stop_at_100": {"action": "store_true", "help": "stop at an evaluation with 100%% train accuracy"},
+        "eval_batch_size": {"type": int},
+        "device": {"help": "auto, cpu, cuda or cuda:N"},
+        "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
+        "download": {"action": "store_true", "help": "fetch mnist/fashion-mnist/cifar10 and verify checksums"},
+    }
+    unset = {"widths": "the paper's", "data_dir": "$GEVB_DATA_DIR/NAME or ~/.cache/gevb/NAME, then system folders"}
+    for field in fields(TrainConfig):
+        options = flags[field.name]
+        default = getattr(DEFAULTS, field.name)
+        shown = unset.get(field.name) if default is None else "off" if default is False else default
+        options["help"] = f"{options.get('help', field.name.replace('_', ' '))} (default: {shown})"
+        parser.add_argument(f"--{field.name.replace('_', '-')}", default=argparse.SUPPRESS, **options)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the YAML file of ``--config``, then the flags given."""
+    base = load_config(args.config) if args.config else TrainConfig()
+    given = {field.name: getattr(args, field.name) for field in fields(TrainConfig) if hasattr(args, field.name)}
+    return config_from_mapping(given, "command line", base).validate()
+
+
+def emitters(as_json: bool, quiet: bool) -> tuple[Callable[[str], None], Callable[[str], None]]:
+    """(per-evaluation log, final line printer). With --json, logs go to stderr so stdout is pure JSON."""
+    stream = sys.stderr if as_json else sys.stdout
+
+    def log(line: str) -> None:
+        if not quiet:
+            tqdm.write(line, file=stream)
+
+    return log, print
+
+
+def command_train(args: argparse.Namespace) -> int:
+    if args.resume and not args.out:
+        raise ValueError("--resume needs the run folder: add --out DIR")
+    config = resolve_config(args)
+    log, emit = emitters(args.json, args.quiet)
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.dry_run:
+        result = Trainer(config, log=log).dry_run()
+    else:
+        result = train(config, args.out, args.resume, log=log, progress=progress)
+    if args.json:
+        emit(json.dumps(result))
+    elif result["test_error"] is None:
+        emit(f"nothing to do: {args.out} holds a finished run with no evaluation")
+    else:
+        where = f", run saved in {result['out']}" if result.get("out") else ""
+        emit(
+            f"test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%) "
+            f"after {result['epochs']} epochs, {result['seconds']:.1f} s{where}"
+        )
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    result = evaluate_run(args.run, device=args.device, data_dir=args.data_dir, download=args.download)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        run = result["config"]
+        print(
+            f"{run['model']} / {run['rule']} / {run['sign']} on {run['dataset']}, epoch {result['epoch']}: "
+            f"test error {result['test_error']:.2f}% (loss {result['test_loss']:.4f}), "
+            f"train error {result['train_error']:.2f}% (loss {result['train_loss']:.4f})"
+        )
+    return 0
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="gevb", description="Train and evaluate networks with GEVB, BP and DFA.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train_parser = commands.add_parser(
+        "train", help="train a model", description="Train a model (no flags: fc-vec with GEVB on digits)."
+    )
+    add_config_flags(train_parser)
+    train_parser.add_argument("--config", metavar="FILE", help="YAML file of overrides; flags win (default: none)")
+    train_parser.add_argument("--out", metavar="DIR", help="run folder to write (default: none, nothing written)")
+    train_parser.add_argument("--resume", action="store_true", help="continue the run in --out (default: off)")
+    train_parser.add_argument(
+        "--dry-run", action="store_true", help="two batches and one eval batch, nothing written (default: off)"
+    )
+    train_parser.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines (default: off)")
+    train_parser.set_defaults(handler=command_train)
+
+    eval_parser = commands.add_parser("eval", help="evaluate a saved run", description="Train/test error of a run.")
+    eval_parser.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    eval_parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    eval_parser.add_argument("--data-dir", metavar="DIR", help="folder holding the data set (default: as trained)")
+    eval_parser.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")
+    eval_parser.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    eval_parser.set_defaults(handler=command_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gevb`` command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as error:
+        if os.environ.get("GEVB_TRACEBACK"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"gevb {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gevb {args.command}: interrupted; continue a run with --out DIR --resume", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""One typed training configuration: every default in one place, YAML overrides, validation.
+
+Precedence: the defaults below < a YAML file of overrides (``--config``) < command-line flags.
+The resolved configuration is saved as ``config.yaml`` in every run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gevb.data import DATASETS
+from gevb.init import SIGNS
+from gevb.models import ARCHITECTURES
+from gevb.rules import RULES
+from gevb.rules.base import valid_pairs
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Optimizer: Adam with the paper's defaults (lr 3e-4, batch 128, SPEC §7)."""
+
+    dataset: str = "digits"
+    model: str = "fc-vec"
+    rule: str = "gevb"
+    sign: str = "nonneg"
+    widths: list[int] | None = None  # hidden widths (units / channels); None = the paper's
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-4
+    seed: int = 0
+    eval_every: int = 1  # full train and test evaluation every N epochs (and after the last)
+    stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
+    eval_batch_size: int = 256
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data_dir: str | None = None
+    download: bool = False
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError naming the first bad value and its fix; return self."""
+        choices = {"dataset": DATASETS, "model": ARCHITECTURES, "rule": tuple(RULES), "sign": SIGNS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(allowed)}")
+        if self.model.endswith("-vec") not in RULES[self.rule].vectorized:
+            raise ValueError(f"rule {self.rule!r} does not train model {self.model!r}; valid pairs: {valid_pairs()}")
+        for key in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.widths is not None and (not self.widths or min(self.widths) < 1):
+            raise ValueError(f"widths must be positive integers, e.g. 1024,512; got {self.widths}")
+        if self.device.split(":")[0] not in DEVICES or self.device.count(":") > 1:
+            raise ValueError(f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Fields that define what a run computes; the others (how long, where, which files) may change
+# when a run is resumed.
+IDENTITY_FIELDS = ("dataset", "model", "rule", "sign", "widths", "batch_size", "lr", "seed", "eval_every")
+
+
+def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
+    """Return ``value`` if it has the field's type (ints are accepted for floats), else raise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(option for option in options if option is not type(None))
+    if typing.get_origin(hint) is list:
+        if isinstance(value, list) and all(type(item) is int for item in value):
+            return list(value)
+        raise ValueError(f"{source}: {key} must be a list of integers, got {value!r}")
+    if hint is float and type(value) is int:
+        return float(value)
+    if type(value) is not hint:
+        raise ValueError(f"{source}: {key} must be {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+FIELD_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def config_from_mapping(mapping: Any, source: str, base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (default: the defaults) overridden by ``mapping``; unknown keys and wrong types raise."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{source}: expected a mapping of option: value, got {type(mapping).__name__}")
+    known = {field.name for field in fields(TrainConfig)}
+    for key in mapping:
+        if key not in known:
+            raise ValueError(f"{source}: unknown option {key!r}; valid options: {', '.join(sorted(known))}")
+    values = {key: _check_type(key, value, FIELD_TYPES[key], source) for key, value in mapping.items()}
+    return dataclasses.replace(base or TrainConfig(), **values)
+
+
+def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a YAML file of overrides (keys as in ``TrainConfig``, e.g. ``batch_size: 64``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read config file {path}: {error.strerror}; check the path") from None
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ValueError(f"{path} is not valid YAML{line}; fix the file or pass options as flags") from None
+    return config_from_mapping({} if mapping is None else mapping, str(path), base)
+
+
+def dump_config(config: TrainConfig) -> str:
+    """The resolved configuration as YAML text (every field, in declaration order)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

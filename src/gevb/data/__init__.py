@@ -1,0 +1,13 @@
+"""Data sets as whole tensors (SPEC §8): scikit-learn's digits, MNIST, Fashion-MNIST and CIFAR-10 (binary).
+
+``load_dataset(name)`` reads local files (or scikit-learn's bundled digits); ``download=True`` fetches
+missing files from the published mirrors, checked against their md5. Every problem is a one-line
+:class:`DataError` naming the file and the fix.
+"""
+
+from gevb.data.datasets import DATASETS, Dataset, Split, load_dataset
+from gevb.data.download import download_dataset
+from gevb.data.errors import DataError
+from gevb.data.sources import default_data_dir
+
+__all__ = ["DATASETS", "DataError", "Dataset", "Split", "default_data_dir", "download_dataset", "load_dataset"]

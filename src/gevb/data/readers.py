@@ -1,0 +1,132 @@
+"""Byte-level readers for the IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary formats (SPEC §8).
+
+Each reader checks the header against the size on disk before it reads the body, and grows its buffer only
+as bytes actually arrive, so a forged header or a gzip bomb fails fast in small memory. Any problem raises
+:class:`DataError` naming the file. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+import numpy as np
+
+from gevb.data.errors import DataError
+
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, cols)
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (count)
+IDX_UBYTE = 0x08
+CIFAR_IMAGE_SHAPE = (3, 32, 32)  # channel-major: 1024 red, 1024 green, 1024 blue bytes
+CIFAR_RECORD_BYTES = 1 + math.prod(CIFAR_IMAGE_SHAPE)  # label byte, then the image
+CHUNK_BYTES = 1 << 20
+MAX_DEFLATE_RATIO = 1032  # DEFLATE cannot expand its input by more than this factor
+FIX = "delete it and re-download (--download), or check --data-dir"
+
+T = TypeVar("T")
+
+
+def corrupt(path: Path, problem: str) -> DataError:
+    """The error for a file that is there but unusable."""
+    return DataError(f"{path}: {problem}; {FIX}")
+
+
+def read_idx_images(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The images of an IDX3 file (plain or ``.gz``) as a (N, rows, cols) uint8 array.
+
+    ``shape`` = (rows, cols), when given, is checked against the header before the body is read.
+    """
+    return _guarded(path, lambda: _read_idx(path, IDX_IMAGES_MAGIC, 3, shape))
+
+
+def read_idx_labels(path: Path, num_classes: int) -> np.ndarray:
+    """The labels of an IDX1 file (plain or ``.gz``) as a (N,) uint8 array, each in [0, num_classes)."""
+    labels = _guarded(path, lambda: _read_idx(path, IDX_LABELS_MAGIC, 1, None))
+    _check_labels(path, labels, num_classes)
+    return labels
+
+
+def read_cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR-10 binary batch as (N, 3, 32, 32) uint8 images and (N,) uint8 labels in [0, num_classes).
+
+    The file is N records of 3073 bytes: one label byte, then the image channel by channel, row-major.
+    """
+    size = _guarded(path, lambda: os.path.getsize(path))
+    if size == 0 or size % CIFAR_RECORD_BYTES:
+        raise corrupt(path, f"size {size} bytes is not a positive multiple of the {CIFAR_RECORD_BYTES}-byte record")
+
+    def read() -> bytearray:
+        with open(path, "rb") as handle:
+            return _read_exactly(handle, size, path, "the records")
+
+    records = np.frombuffer(_guarded(path, read), dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
+    labels = records[:, 0]
+    _check_labels(path, labels, num_classes)
+    return records[:, 1:].reshape(-1, *CIFAR_IMAGE_SHAPE), labels
+
+
+def _guarded(path: Path, read: Callable[[], T]) -> T:
+    """Run ``read``, turning I/O, gzip and zlib failures into a :class:`DataError` naming ``path``."""
+    try:
+        return read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise corrupt(path, f"cannot be read ({type(error).__name__}: {error})") from error
+
+
+def _read_idx(path: Path, magic: int, ndim: int, shape: tuple[int, ...] | None) -> np.ndarray:
+    """Header (magic, ``ndim`` big-endian uint32 sizes), then prod(sizes) unsigned bytes."""
+    header_bytes = 4 + 4 * ndim
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        (found,) = struct.unpack(">I", _read_exactly(handle, 4, path, "the magic number"))
+        if found != magic:
+            raise corrupt(path, _describe_magic(found, magic, ndim))
+        dims = struct.unpack(f">{ndim}I", _read_exactly(handle, 4 * ndim, path, "the header"))
+        if 0 in dims:
+            raise corrupt(path, f"header sizes {dims} contain a zero")
+        if shape is not None and dims[1:] != shape:
+            raise corrupt(path, f"images are {'x'.join(map(str, dims[1:]))}, expected {'x'.join(map(str, shape))}")
+        body_bytes = math.prod(dims)
+        _check_size(path, header_bytes, body_bytes)
+        body = _read_exactly(handle, body_bytes, path, "the data")
+        if handle.read(1):
+            raise corrupt(path, f"trailing bytes after the {body_bytes} data bytes its header {dims} declares")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _describe_magic(found: int, magic: int, ndim: int) -> str:
+    if found >> 8 == IDX_UBYTE and found & 0xFF != ndim:
+        return f"IDX file has {found & 0xFF} dimensions, expected {ndim} (magic {found}, expected {magic})"
+    return f"bad magic number {found} (expected {magic}); not an IDX file of unsigned bytes"
+
+
+def _check_size(path: Path, header_bytes: int, body_bytes: int) -> None:
+    """Compare the byte count the header implies with the size on disk, before any body is read."""
+    on_disk = os.path.getsize(path)
+    if path.suffix == ".gz":
+        if body_bytes > MAX_DEFLATE_RATIO * on_disk:
+            raise corrupt(path, f"header declares {body_bytes} data bytes, more than a {on_disk}-byte gzip file holds")
+    elif header_bytes + body_bytes != on_disk:
+        state = "truncated" if on_disk < header_bytes + body_bytes else "trailing bytes"
+        raise corrupt(path, f"{state}: header implies {header_bytes + body_bytes} bytes, the file has {on_disk}")
+
+
+def _read_exactly(handle: BinaryIO, size: int, path: Path, what: str) -> bytearray:
+    """Read ``size`` bytes in bounded chunks; the buffer only grows as bytes arrive."""
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = handle.read(min(CHUNK_BYTES, size - len(buffer)))
+        if not chunk:
+            raise corrupt(path, f"truncated: the file ends {len(buffer)} bytes into {what}, expected {size}")
+        buffer += chunk
+    return buffer
+
+
+def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> None:
+    if labels.size and int(labels.max()) >= num_classes:
+        raise corrupt(path, f"label {int(labels.max())} is out of range 0..{num_classes - 1}")

@@ -1,0 +1,90 @@
+"""A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation), ``checkpoint.pt``.
+
+A folder holding one run is never overwritten by another: starting a run there needs ``resume``
+and the same run-defining settings (``IDENTITY_FIELDS``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gevb.checkpoint import load_checkpoint
+from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
+from gevb.files import atomic_file
+
+
+class RunFolder:
+    """The files of one run under ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.yaml"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.checkpoint_path = self.path / "checkpoint.pt"
+
+    def holds_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def read_config(self) -> TrainConfig:
+        return load_config(self.config_path)
+
+    def write_config(self, config: TrainConfig) -> None:
+        with atomic_file(self.config_path) as file:
+            file.write(dump_config(config).encode())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every evaluation record, in order (an empty list before the first)."""
+        if not self.metrics_path.is_file():
+            return []
+        lines = self.metrics_path.read_text().splitlines()
+        try:
+            return [json.loads(line) for line in lines if line.strip()]
+        except json.JSONDecodeError:
+            raise ValueError(f"{self.metrics_path} is corrupt (not JSON lines); restore or delete it") from None
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics_path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop records written after ``epoch`` (evaluations a crash left without a checkpoint)."""
+        records = self.read_metrics()
+        kept = [record for record in records if record["epoch"] <= epoch]
+        if len(kept) != len(records):
+            text = "".join(json.dumps(record) + "\n" for record in kept)
+            with atomic_file(self.metrics_path) as file:
+                file.write(text.encode())
+
+    def check(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+        """Check that ``config`` may run here; return the checkpoint to resume from, if any. Writes nothing.
+
+        Raises ValueError when the folder holds something else: another run (without ``resume``,
+        or with different run-defining settings) or files that are not a run.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"--out {self.path} is a file; choose a folder")
+        if self.holds_run():
+            saved = self.read_config()
+            if not resume:
+                raise ValueError(
+                    f"{self.path} already holds a run; pass --resume to continue it, or choose another --out"
+                )
+            changed = [key for key in IDENTITY_FIELDS if getattr(saved, key) != getattr(config, key)]
+            if changed:
+                key = changed[0]
+                raise ValueError(
+                    f"{self.path} holds a run with {key}={getattr(saved, key)!r}, not {getattr(config, key)!r}; "
+                    "resume it with the same settings or choose another --out"
+                )
+            return load_checkpoint(self.checkpoint_path) if self.checkpoint_path.exists() else None
+        if self.path.is_dir() and any(self.path.iterdir()):
+            raise ValueError(f"{self.path} is not empty and holds no gevb run; choose a new or empty --out")
+        return None
+
+    def begin(self, config: TrainConfig, epoch: int) -> None:
+        """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.keep_metrics_through(epoch)
+        self.write_config(config)

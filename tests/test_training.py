@@ -1,0 +1,164 @@
+"""The training engine on digits: seeding, evaluation schedule, run folders, bit-identical resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import small_widths
+from gevb.checkpoint import load_checkpoint, save_checkpoint
+from gevb.config import TrainConfig, config_from_mapping, load_config
+from gevb.training import Trainer, evaluate_run, train
+
+TIMING = ("seconds", "samples_per_s")
+
+
+def small(model: str = "fc-vec", rule: str = "gevb", **changes) -> TrainConfig:
+    return TrainConfig(model=model, rule=rule, widths=list(small_widths(model)), device="cpu", **changes)
+
+
+def metrics_without_timing(path) -> list[dict]:
+    lines = (path / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize(("model", "rule"), [("fc-vec", "gevb"), ("conv", "dfa"), ("lc-vec", "bp")])
+def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, model, rule):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    config = small(model, rule, epochs=4, lr=3e-3)
+    train(config, straight)
+    train(config.replace(epochs=2), split)
+    assert load_checkpoint(split / "checkpoint.pt")["epoch"] == 2
+    result = train(config, split, resume=True)
+    assert result["epochs"] == 4
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(split / "checkpoint.pt")
+    assert_same_state(a["model"], b["model"])
+    assert_same_state(a["rule"], b["rule"])
+    for key in ("exp_avg", "exp_avg_sq"):
+        for p in a["optimizer"]["state"]:
+            assert torch.equal(a["optimizer"]["state"][p][key], b["optimizer"]["state"][p][key])
+    assert metrics_without_timing(straight) == metrics_without_timing(split)
+    assert [m["epoch"] for m in metrics_without_timing(split)] == [1, 2, 3, 4]
+
+
+def test_same_seed_same_run_and_another_seed_another():
+    runs = [Trainer(small(epochs=2, seed=seed)).fit() for seed in (3, 3, 4)]
+    assert runs[0]["test_loss"] == runs[1]["test_loss"]
+    assert runs[0]["test_loss"] != runs[2]["test_loss"]
+
+
+def test_evaluation_schedule_and_metrics_file(tmp_path):
+    result = train(small(epochs=5, eval_every=2), tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [2, 4, 5]  # every 2 epochs and after the last
+    keys = {"epoch", "train_loss", "train_error", "test_loss", "test_error", "seconds", "samples_per_s"}
+    assert all(r.keys() == keys for r in records)
+    assert records[0]["seconds"] < records[1]["seconds"] < records[2]["seconds"]
+    assert result["test_error"] == records[-1]["test_error"] and result["epochs"] == 5
+    saved = load_config(tmp_path / "run/config.yaml")
+    assert saved == small(epochs=5, eval_every=2)
+
+
+def test_evaluation_matches_a_direct_count():
+    trainer = Trainer(small(epochs=1))
+    trainer.fit()
+    with torch.no_grad():
+        logits = trainer.model(trainer.data.test.x)
+    wrong = (logits.argmax(1) != trainer.data.test.y).float().mean().item()
+    loss = torch.nn.functional.cross_entropy(logits, trainer.data.test.y).item()
+    metrics = trainer.evaluate()
+    assert metrics["test_error"] == pytest.approx(100 * wrong)
+    assert metrics["test_loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_stop_at_100_stops_at_the_first_perfect_evaluation(tmp_path):
+    result = train(small(epochs=60, lr=1e-2, stop_at_100=True), tmp_path / "run")
+    assert result["stopped_early"] and result["train_error"] == 0.0 and result["epochs"] < 60
+    records = metrics_without_timing(tmp_path / "run")
+    assert [r["train_error"] == 0.0 for r in records] == [False] * (len(records) - 1) + [True]
+    again = train(small(epochs=60, lr=1e-2, stop_at_100=True), tmp_path / "run", resume=True)
+    assert again["epochs"] == result["epochs"]  # a finished run does not train again
+    assert len(metrics_without_timing(tmp_path / "run")) == len(records)
+
+
+def test_run_folder_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    train(small(epochs=1), run)
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(small(epochs=1), run)
+    with pytest.raises(ValueError, match="holds a run with lr=0.0003, not 0.001"):
+        train(small(epochs=2, lr=1e-3), run, resume=True)
+    assert (run / "metrics.jsonl").read_text() == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and holds no gevb run"):
+        train(small(epochs=1), tmp_path / "other")
+    assert (tmp_path / "other/notes.txt").read_text() == "mine"
+
+
+def test_resume_drops_evaluations_newer_than_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(small(epochs=2), run)
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    train(small(epochs=3), run, resume=True)
+    save_checkpoint(run / "checkpoint.pt", {k: v for k, v in checkpoint.items() if k not in ("format", "version")})
+    train(small(epochs=3), run, resume=True)  # as if killed after writing epoch 3's metrics line
+    assert [r["epoch"] for r in metrics_without_timing(run)] == [1, 2, 3]
+
+
+def test_eval_reports_the_saved_model(tmp_path):
+    result = train(small(epochs=2), tmp_path / "run")
+    for path in (tmp_path / "run", tmp_path / "run/checkpoint.pt"):
+        evaluated = evaluate_run(path, device="cpu")
+        assert evaluated["test_error"] == result["test_error"]
+        assert evaluated["train_loss"] == pytest.approx(result["train_loss"])
+        assert evaluated["epoch"] == 2
+
+
+def test_checkpoint_from_another_model_names_the_mismatch(tmp_path):
+    train(small(epochs=1), tmp_path / "run")
+    checkpoint = load_checkpoint(tmp_path / "run/checkpoint.pt")
+    checkpoint["config"]["widths"] = [8, 6]
+    save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in checkpoint.items() if k not in ("format", "version")})
+    message = r"does not fit this model 'fc-vec': layers.0.weight is \(16, 10, 64\) in the checkpoint, \(8, 10, 64\)"
+    with pytest.raises(ValueError, match=message):
+        evaluate_run(tmp_path / "bad.pt", device="cpu")
+
+
+def test_config_layers_and_validation(tmp_path):
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("rule: bp\nlr: 1\nwidths: [8, 4]\n")
+    config = load_config(yaml_file)
+    assert (config.rule, config.lr, config.widths, config.model) == ("bp", 1.0, [8, 4], "fc-vec")
+    assert config_from_mapping({"lr": 0.5}, "flags", config).lr == 0.5
+    bad = [
+        ({"learning_rate": 1}, "unknown option 'learning_rate'"),
+        ({"epochs": "3"}, "epochs must be int, got str"),
+        ({"epochs": True}, "epochs must be int, got bool"),
+        ({"widths": [1.5]}, "widths must be a list of integers"),
+    ]
+    for mapping, message in bad:
+        with pytest.raises(ValueError, match=message):
+            config_from_mapping(mapping, "test")
+    invalid = [
+        ({"rule": "dfa"}, "rule 'dfa' does not train model 'fc-vec'"),
+        ({"model": "mlp"}, "unknown model 'mlp'"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"lr": -1.0}, "lr must be positive"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+    ]
+    for mapping, message in invalid:
+        with pytest.raises(ValueError, match=message):
+            config_from_mapping(mapping, "test").validate()
+    yaml_file.write_text("rule: [unclosed\n")
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        load_config(yaml_file)
