@@ -1,63 +1,273 @@
-"""Median time of a training step, and of each rule's gradients alone, against a forward pass.
+"""Training-step time of every vectorized architecture, side by side with its references.
 
-Timing only depends on shapes, so random inputs of the data set's shape are used; no accuracy
-is measured here. Usage: python benchmarks/step_time.py [--model fc-vec] [--shape 1 28 28]
+For each of the paper's vectorized networks (fc-vec, conv-vec, lc-vec) at MNIST and CIFAR-10
+input shapes, in one process: the forward pass; the GEVB, fast-BP and autograd-BP training
+steps (forward, the rule's gradients, fused Adam, clamp: ``gevb.train_step``); the forward pass
+with the materialized expanded input; the conventional network's forward, BP and DFA steps.
+Also FLOPs per step (matmul / convolution FLOPs, ``torch.utils.flop_counter``), achieved
+GFLOP/s against this machine's dense fp32 matmul GFLOP/s measured in the same run, and peak
+memory. Timing depends only on shapes, so inputs are random; no accuracy is measured here.
+
+Usage: python benchmarks/step_time.py [--json] [--device cpu|cuda] [--repeats 10]
+                                      [--datasets mnist,cifar10] [--models fc-vec,conv-vec,lc-vec]
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as gevb sets it; here before torch is imported
+
 import argparse
+import json
+import platform
 import statistics
+import subprocess
+import tempfile
 import time
-from functools import partial
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
-from torch.optim import Adam
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from gevb import RULES, build_model, make_rule, train_step
+from gevb import build_model, make_rule, train_step
+from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
+from gevb.layers.base import ONEDNN_MATMUL, matmul_nt
+from gevb.training import make_optimizer
+
+SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn`` in ms (CUDA: events around each call, after a synchronize)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            start_s = time.perf_counter()
+            fn()
+            times.append(1e3 * (time.perf_counter() - start_s))
+    return statistics.median(times)
+
+
+def matmul_gflops(device: torch.device, repeats: int) -> dict[str, float]:
+    """Dense fp32 GEMM GFLOP/s of this machine: ``torch.matmul`` (MKL on the CPU) and, on the CPU,
+    oneDNN's GEMM (``gevb.layers.base.matmul_nt``'s fast path), each the best of three square sizes."""
+    paths = {"torch_matmul": lambda a, b: a @ b}
+    if device.type == "cpu" and ONEDNN_MATMUL:
+        paths["onednn"] = lambda a, b: matmul_nt(a, b)
+    best = dict.fromkeys(paths, 0.0)
+    for n in (1024, 2048, 4096):
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        for name, fn in paths.items():
+            ms = median_ms(lambda fn=fn, a=a, b=b: fn(a, b), device, max(3, repeats // 2))
+            best[name] = max(best[name], 2 * n**3 / ms / 1e6)
+    return best
+
+
+def linear_pointwise_flops(a_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of oneDNN's ``a @ w.T``, which ``FlopCounterMode`` does not know."""
+    return 2 * a_shape[0] * a_shape[1] * w_shape[0]
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Matmul and convolution FLOPs of one call of ``fn``."""
+    custom = {torch.ops.mkldnn._linear_pointwise: linear_pointwise_flops} if ONEDNN_MATMUL else {}
+    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return counter.get_total_flops()
 
 
-def forward_and_gradients(model, rule, x, y) -> None:
-    with torch.set_grad_enabled(rule.needs_graph):
-        output = model.trace(x)
-    rule.set_grads(model, output, y)
+def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Peak memory of one call of ``fn``, parameters and optimizer state included (MiB).
+
+    CUDA: ``max_memory_allocated``. CPU: the profiler's memory timeline (None if unavailable).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as p:
+            fn()
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            p.export_memory_timeline(f"{folder}/memory.json", device="cpu")
+            _, sizes = json.loads(Path(f"{folder}/memory.json").read_text())
+        return max(sum(categories) for categories in sizes) / 2**20
+    except (AttributeError, RuntimeError, ValueError, OSError):
+        return None
+
+
+def materialized_first_layer(layer: nn.Module) -> nn.Module:
+    """Reference: the plain layer taking the expanded input (K*C channels), sharing ``layer``'s weight."""
+    k = layer.vector_dim
+    if isinstance(layer, VecLinear):
+        twin = VecLinear(k * layer.in_features, layer.out_features, k, device=layer.weight.device)
+    elif isinstance(layer, VecConv2d):
+        twin = VecConv2d(
+            k * layer.in_channels, layer.out_channels, layer.kernel_size, k, layer.stride, layer.padding,
+            device=layer.weight.device,
+        )  # fmt: skip
+    else:
+        twin = VecLocal2d(
+            k * layer.in_channels, layer.out_channels, layer.kernel_size, layer.input_size, k, layer.stride,
+            layer.padding, device=layer.weight.device,
+        )  # fmt: skip
+    twin.weight = nn.Parameter(layer.weight.detach().view(twin.weight.shape))
+    twin.bias = layer.bias
+    return twin
+
+
+def bench_vectorized(model, x, y, device, repeats) -> dict[str, float]:
+    """Forward, the three training steps, FLOPs, memory, and the first layer implicit vs materialized."""
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        out["forward_ms"] = median_ms(lambda: model(x), device, repeats)
+        first, rest = model.layers[0], model.layers[1:]
+        twin = materialized_first_layer(first)
+        prepared = model._prepare(x)
+        expanded = expand_input(prepared, first.vector_dim)  # (B, K, K*D) or (B, K, K*C, H, W)
+        out["first_layer_implicit_ms"] = median_ms(lambda: first(prepared), device, repeats)
+        out["first_layer_materialized_ms"] = median_ms(lambda: twin(expanded), device, repeats)
+
+        def materialized_forward():
+            a = twin(expanded)
+            for layer in rest:
+                a = layer(a)
+            return a
+
+        out["materialized_forward_ms"] = median_ms(materialized_forward, device, repeats)
+        out["forward_gflop"] = count_flops(lambda: model(x)) / 1e9
+    for name in ("gevb", "bp", "bp-autograd"):
+        rule, optimizer = make_rule(name, model).to(device), make_optimizer(model, 3e-4)
+        step = lambda rule=rule, optimizer=optimizer: train_step(model, rule, optimizer, x, y)  # noqa: E731
+        out[f"{name.replace('-autograd', '_autograd')}_step_ms"] = median_ms(step, device, repeats)
+        if name == "gevb":
+            out["gevb_step_gflop"] = count_flops(step) / 1e9
+            out["gevb_peak_mib"] = peak_memory_mib(step, device)
+    return out
+
+
+def bench_conventional(model, x, y, device, repeats) -> dict[str, float]:
+    out = {}
+    with torch.no_grad():
+        out["forward_ms"] = median_ms(lambda: model(x), device, repeats)
+    for name in ("bp", "dfa"):
+        rule, optimizer = make_rule(name, model).to(device), make_optimizer(model, 3e-4)
+        out[f"{name}_step_ms"] = median_ms(lambda r=rule, o=optimizer: train_step(model, r, o, x, y), device, repeats)
+    return out
+
+
+def ratios(vec: dict[str, float], peak_gflops: float) -> dict[str, float]:
+    achieved = vec["gevb_step_gflop"] / (vec["gevb_step_ms"] / 1e3)
+    return {
+        "gevb_over_forward": vec["gevb_step_ms"] / vec["forward_ms"],
+        "gevb_over_fast_bp": vec["gevb_step_ms"] / vec["bp_step_ms"],
+        "fast_bp_over_autograd_bp": vec["bp_step_ms"] / vec["bp_autograd_step_ms"],
+        "gevb_fraction_of_matmul_peak": achieved / peak_gflops,
+        "gevb_gflops": achieved,
+        "gevb_step_ms": vec["gevb_step_ms"],
+        "implicit_over_materialized_first_layer": vec["first_layer_implicit_ms"] / vec["first_layer_materialized_ms"],
+    }
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cpuinfo = Path("/proc/cpuinfo")
+        lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+        name = name or platform.processor() or platform.machine()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "device": str(device), "device_name": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(), "git_commit": commit,
+    }  # fmt: skip
+
+
+COLUMNS = [  # (header, width, value of (vectorized, ratios, conventional))
+    ("forward ms", 10, lambda v, r, c: f"{v['forward_ms']:.1f}"),
+    ("gevb ms", 8, lambda v, r, c: f"{v['gevb_step_ms']:.1f}"),
+    ("bp ms", 8, lambda v, r, c: f"{v['bp_step_ms']:.1f}"),
+    ("autograd ms", 11, lambda v, r, c: f"{v['bp_autograd_step_ms']:.1f}"),
+    ("gevb/fwd", 8, lambda v, r, c: f"{r['gevb_over_forward']:.2f}"),
+    ("gevb/bp", 7, lambda v, r, c: f"{r['gevb_over_fast_bp']:.2f}"),
+    ("bp/autograd", 11, lambda v, r, c: f"{r['fast_bp_over_autograd_bp']:.2f}"),
+    ("GFLOP/s", 7, lambda v, r, c: f"{r['gevb_gflops']:.0f}"),
+    ("of peak", 7, lambda v, r, c: f"{100 * r['gevb_fraction_of_matmul_peak']:.0f}%"),
+    ("1st implicit/mat.", 17, lambda v, r, c: f"{r['implicit_over_materialized_first_layer']:.3f}"),
+    ("peak MiB", 8, lambda v, r, c: "-" if v["gevb_peak_mib"] is None else f"{v['gevb_peak_mib']:.0f}"),
+    ("conv. bp ms", 11, lambda v, r, c: f"{c['bp_step_ms']:.1f}"),
+    ("conv. dfa ms", 12, lambda v, r, c: f"{c['dfa_step_ms']:.1f}"),
+]
+
+
+def print_table(results: dict, gemm: dict[str, float]) -> None:
+    print(", ".join(f"{name} GEMM {value:.0f} GFLOP/s" for name, value in gemm.items()))
+    print(f"{'config':17s} " + " ".join(f"{header:>{width}s}" for header, width, _ in COLUMNS))
+    for key, entry in results.items():
+        v, r, c = entry["vectorized"], entry["ratios"], entry["conventional"]
+        print(f"{key:17s} " + " ".join(f"{value(v, r, c):>{width}s}" for _, width, value in COLUMNS))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="fc-vec")
-    parser.add_argument("--shape", type=int, nargs=3, default=(1, 28, 28), metavar=("C", "H", "W"))
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per measurement (default: 10)")
+    parser.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
+    parser.add_argument("--datasets", default="mnist,cifar10", help="(default: mnist,cifar10)")
+    parser.add_argument("--models", default="fc-vec,conv-vec,lc-vec", help="(default: fc-vec,conv-vec,lc-vec)")
+    parser.add_argument("--json", action="store_true", help="print all results as one JSON line at the end")
     args = parser.parse_args()
-
-    model = build_model(args.model, args.shape, 10, "nonneg")
-    x = torch.randn(args.batch_size, *args.shape)
-    y = torch.randint(0, 10, (args.batch_size,))
-    with torch.no_grad():
-        forward = median_ms(lambda: model(x), args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", end=", ")
-    print(f"{args.model} {tuple(args.shape)}, batch {args.batch_size}")
-    print(f"{'forward':12s} {forward:8.1f} ms")
-    print("rule         full step (forward, rule, Adam, clamp) | forward + the rule's gradients")
-    for name, rule_cls in RULES.items():
-        if model.vectorized not in rule_cls.vectorized:
-            continue
-        rule = make_rule(name, model)
-        step = median_ms(partial(train_step, model, rule, Adam(model.parameters()), x, y), args.repeats)
-        grads = median_ms(partial(forward_and_gradients, model, rule, x, y), args.repeats)
-        print(f"{name:12s} {step:8.1f} ms = {step / forward:.2f} x forward | {grads:6.1f} ms = {grads / forward:.2f} x")
+    device = torch.device(args.device)
+    gemm = matmul_gflops(device, args.repeats)
+    peak = max(gemm.values())
+    results = {}
+    for dataset in args.datasets.split(","):
+        shape = SHAPES[dataset]
+        x = torch.randn(args.batch_size, *shape, device=device)
+        y = torch.randint(0, 10, (args.batch_size,), device=device)
+        for name in args.models.split(","):
+            vectorized = build_model(name, shape, 10, "nonneg", device=device)
+            conventional = build_model(name.removesuffix("-vec"), shape, 10, "nonneg", device=device)
+            vec = bench_vectorized(vectorized, x, y, device, args.repeats)
+            results[f"{dataset}/{name}"] = {
+                "vectorized": vec,
+                "conventional": bench_conventional(conventional, x, y, device, args.repeats),
+                "ratios": ratios(vec, peak),
+            }
+    print_table(results, gemm)
+    if args.json:
+        summary = {key: entry["ratios"] for key, entry in results.items()}
+        for key, entry in summary.items():
+            if key != "mnist/fc-vec":
+                entry.pop("implicit_over_materialized_first_layer")
+        report = {"machine": machine(device), "batch_size": args.batch_size, "matmul_gflops": peak, "gemm": gemm}
+        print(json.dumps({**report, "ratios": summary, "results": results}))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
 """Every vectorized layer against a loop over K of the plain scalar op (float64), the implicit
-first layer against the materialized expanded input, and the rules' layer protocol
-(``input_credit``, ``set_grads``) against autograd."""
+first layer against the materialized expanded input, the rules' layer protocol
+(``input_credit``, ``set_grads``) against autograd, and the float32 fast paths against the references."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
+import gevb.layers.base as base
+from gevb import build_model, make_rule
 from gevb.layers import (
     TGate,
     VecAvgPool2d,
@@ -20,6 +23,7 @@ from gevb.layers import (
     contract,
     expand_input,
 )
+from gevb.rules import loss_and_error
 
 F64 = {"dtype": torch.float64}
 SETTINGS = settings(max_examples=15, deadline=None)
@@ -230,10 +234,35 @@ def test_gate_credit_is_masked():
     gate = TGate(6, 3, **F64)
     gate.reset_parameters(torch.Generator().manual_seed(3))
     h, c = torch.randn(4, 3, 6, **F64), torch.randn(4, 6, **F64)
-    assert_close(gate.input_credit(c, h), c * gate.mask(h))
-    assert set(gate.mask(h).unique().tolist()) <= {0.0, 1.0}
+    mask = gate.mask(h)
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(mask, ((h * gate.t.t()).sum(1) >= 0).double())  # t . h per unit
+    assert_close(gate.input_credit(c, mask), c * mask)
+    expected = gate(h)
+    gated, saved = gate.gate_(h)
+    assert gated is h and torch.equal(gated, expected) and torch.equal(saved, mask)
 
 
 def test_contract():
     err, a = torch.randn(4, 3, **F64), torch.randn(4, 3, 2, 5, **F64)
     assert_close(contract(err, a), torch.einsum("bk,bkcx->bcx", err, a))
+
+
+@pytest.mark.parametrize("rule", ["gevb", "bp"])
+def test_onednn_matmul_fast_path_equals_the_reference(monkeypatch, digits, rule):
+    """float32 on the CPU takes oneDNN's GEMM (``matmul_nt``); the float64 tests above take ``a @ w.t()``."""
+    if not base.ONEDNN_MATMUL:
+        pytest.skip("this torch has no oneDNN fp32 GEMM; only the reference path exists")
+    x, y = digits[0][:64], digits[1][:64]
+    grads = {}
+    for fast in (True, False):
+        monkeypatch.setattr(base, "ONEDNN_MATMUL", fast)
+        model = build_model("fc-vec", (1, 8, 8), 10, "nonneg", widths=(32, 16), seed=2)
+        with torch.no_grad():
+            output = model.trace(x)
+            make_rule(rule, model).deliver(model, output, loss_and_error(output.logits, y)[1])
+        grads[fast] = (output.logits, {name: p.grad for name, p in model.named_parameters()})
+    assert_close(grads[True][0], grads[False][0], rtol=1e-4, atol=1e-5)
+    for name, grad in grads[False][1].items():
+        assert grad.abs().max() > 0
+        assert_close(grads[True][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)

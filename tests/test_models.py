@@ -115,10 +115,11 @@ def test_on_off_network_equals_half_width_mixed_network(name, digits):
     assert not torch.allclose(nonneg(x), mixed(x))
     halve(nonneg, mixed)
     assert_close(nonneg(x), mixed(x))
-    inputs = nonneg.trace(x).inputs
+    output = nonneg.trace(x)
     for i, layer in enumerate(nonneg.layers):
         if isinstance(layer, TGate):
-            h, gates = inputs[i], layer.mask(inputs[i])
+            h, gates = nonneg.layers[i - 1](output.inputs[i - 1]), output.masks[i]
+            assert output.inputs[i] is None and torch.equal(gates, layer.mask(h))
             assert_close(h[:, :, 1::2], -h[:, :, 0::2])
             assert torch.equal(gates[:, 1::2], gates[:, 0::2])
             assert 0 < gates.mean() < 1

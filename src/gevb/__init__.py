@@ -4,11 +4,18 @@ Clark, Abbott & Chung, "Credit Assignment Through Broadcasting a Global Error Ve
 NeurIPS 2021 (arXiv:2106.04089).
 """
 
-from gevb.config import TrainConfig
-from gevb.data import DATASETS, load_dataset
-from gevb.models import ARCHITECTURES, Network, Trace, build_model
-from gevb.rules import RULES, make_rule, train_step
-from gevb.training import Trainer, evaluate_run, train
+import os
+
+# Large CPU tensors on transparent huge pages: a first touch of a fresh 250 MB activation costs
+# 5x less (docs/design.md, "Efficiency"). torch reads this once, at its first allocation, so it
+# only takes effect when gevb is imported before torch; an explicit setting always wins.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from gevb.config import TrainConfig  # noqa: E402
+from gevb.data import DATASETS, load_dataset  # noqa: E402
+from gevb.models import ARCHITECTURES, Network, Trace, build_model  # noqa: E402
+from gevb.rules import RULES, make_rule, train_step  # noqa: E402
+from gevb.training import Trainer, evaluate_run, train  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

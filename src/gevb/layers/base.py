@@ -5,8 +5,9 @@ A conventional network is the same stack with K = 1 (SPEC §3).
 
 Learning rules talk to layers through two methods (SPEC §5):
 
-* ``input_credit(c, a_in)``: carry a *scalar* credit per output unit back to one scalar per
-  input unit (the transpose of the scalar layer), ``(B, *out) -> (B, *in)``.
+* ``input_credit(c, saved)``: carry a *scalar* credit per output unit back to one scalar per
+  input unit (the transpose of the scalar layer), ``(B, *out) -> (B, *in)``; ``saved`` is
+  what ``Trace.saved(i)`` keeps for the layer (its input; for a gate, its mask).
 * ``WeightLayer.set_grads(a_in, err, g)``: set ``weight.grad`` / ``bias.grad`` to the gradient
   of the scalar layer whose input is the error-contracted activity ``x~ = sum_k err_k a_in[:, k]``
   and whose output gradient is ``g``; ``bias.grad[k, m] = sum_b err[b, k] g[b, m]``.
@@ -21,6 +22,31 @@ import torch
 from torch import nn
 
 from gevb.init import draw_weight
+
+
+def _onednn_matmul_works() -> bool:
+    """Whether this torch has oneDNN's fp32 GEMM (``mkldnn._linear_pointwise``) and it agrees with matmul."""
+    try:
+        a, w = torch.randn(3, 5), torch.randn(4, 5)
+        out = torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
+        return torch.allclose(out, a @ w.t(), atol=1e-5)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+ONEDNN_MATMUL = torch.backends.mkldnn.is_available() and _onednn_matmul_works()
+
+
+def matmul_nt(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``a @ w.T``: a (M, K), w (N, K) -> (M, N).
+
+    Fast path: on the CPU in fp32 without autograd, oneDNN's GEMM, which uses AVX-512 where MKL
+    may not (2x on AMD EPYC, see BENCHMARKS.md). Reference: ``a @ w.t()`` (tests check they agree).
+    """
+    recording = torch.is_grad_enabled() and (a.requires_grad or w.requires_grad)
+    if ONEDNN_MATMUL and not recording and a.device.type == "cpu" and a.dtype == w.dtype == torch.float32:
+        return torch.ops.mkldnn._linear_pointwise(a.contiguous(), w.contiguous(), None, "none", [], "")
+    return a @ w.t()
 
 
 def contract(err: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

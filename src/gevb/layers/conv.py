@@ -50,12 +50,12 @@ class VecConv2d(SpatialWeightLayer):
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         batch, k = a.shape[0], self.vector_dim
-        if self.expand_input:
-            h = F.conv2d(a, self._component_filters(), stride=self.stride, padding=self.padding)
-        else:
-            h = F.conv2d(a.flatten(0, 1), self.weight, stride=self.stride, padding=self.padding)
+        if self.expand_input:  # bias (K, out) flattens to the filter bank's component-major order
+            h = F.conv2d(a, self._component_filters(), self.bias.flatten(), self.stride, self.padding)
+            return h.view(batch, k, self.out_channels, *h.shape[-2:])  # (B, K, out, H', W')
+        h = F.conv2d(a.flatten(0, 1), self.weight, stride=self.stride, padding=self.padding)
         h = h.view(batch, k, self.out_channels, *h.shape[-2:])  # (B, K, out, H', W')
-        return h + self.bias.view(1, k, self.out_channels, 1, 1)
+        return h.add_(self.bias.view(1, k, self.out_channels, 1, 1))
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
         """Transposed convolution: (B, out, H', W') -> (B, C_in, H, W)."""

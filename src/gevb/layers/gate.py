@@ -9,17 +9,22 @@ from gevb.init import alternating_signs, paired_t_vectors
 
 
 def gate_mask(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``G = 1[t . h >= 0]`` per unit: h (B, K, N) or (B, K, C, H, W), t (N or C, K) -> (B, *S) in h's dtype."""
-    k = t.shape[1]
-    t_view = t.t().reshape(1, k, t.shape[0], *[1] * (h.dim() - 3))
-    return ((h * t_view).sum(1) >= 0).to(h.dtype)
+    """``G = 1[t . h >= 0]`` per unit: h (B, K, N) or (B, K, C, H, W), t (N or C, K) -> (B, *S) in h's dtype.
+
+    ``t . h`` accumulates one component at a time, so no (B, K, *S) temporary is allocated.
+    """
+    shape = (1, t.shape[0], *[1] * (h.dim() - 3))
+    projection = h[:, 0] * t[:, 0].view(shape)  # (B, *S)
+    for k in range(1, t.shape[1]):
+        projection.addcmul_(h[:, k], t[:, k].view(shape))
+    return (projection >= 0).to(h.dtype)
 
 
 class TGate(nn.Module):
     """``a_i = G_i h_i`` with ``G_i = 1[t_i . h_i >= 0]``; t is per unit (per channel for maps).
 
     ``t`` (units, K) is a fixed buffer: saved in ``state_dict`` and never trained. Derivatives
-    treat G as constant, so the scalar credit passes as ``c * G``.
+    treat G as constant, so the scalar credit passes as ``c * G``; a ``Trace`` keeps G, not h.
     """
 
     def __init__(self, units: int, vector_dim: int, device=None, dtype=None) -> None:
@@ -40,9 +45,14 @@ class TGate(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h * self.mask(h).unsqueeze(1)
 
-    def input_credit(self, c: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``c * G``: (B, *S) -> (B, *S)."""
-        return c * self.mask(h)
+    def gate_(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """In-place forward for a network's own intermediate h: returns ``(h *= G, G)``."""
+        mask = self.mask(h)
+        return h.mul_(mask.unsqueeze(1)), mask
+
+    def input_credit(self, c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``c * G``: (B, *S) -> (B, *S); ``mask`` is G as the trace saved it."""
+        return c * mask
 
     def extra_repr(self) -> str:
         units, k = self.t.shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gevb.layers.base import WeightLayer, bias_grad, contract
+from gevb.layers.base import WeightLayer, bias_grad, contract, matmul_nt
 
 
 class VecLinear(WeightLayer):
@@ -41,12 +41,13 @@ class VecLinear(WeightLayer):
         return (1, self.out_features, width, 1)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        batch = a.shape[0]
         if self.expand_input:
-            batch = a.shape[0]
-            h = a @ self.weight.view(-1, self.in_features).t()  # (B, out*K)
+            h = matmul_nt(a, self.weight.view(-1, self.in_features))  # (B, out*K)
             h = h.view(batch, self.out_features, self.vector_dim).transpose(1, 2)  # (B, K, out)
         else:
-            h = a @ self.weight.t()  # (B, K, out)
+            h = matmul_nt(a.reshape(-1, self.in_features), self.weight)  # (B*K, out)
+            h = h.view(batch, -1, self.out_features)  # (B, K, out)
         return h + self.bias
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
@@ -61,9 +62,9 @@ class VecLinear(WeightLayer):
         if self.expand_input:
             batch = g.shape[0]
             credit = (g.unsqueeze(2) * err.unsqueeze(1)).view(batch, -1)  # (B, out*K)
-            self.weight.grad = (credit.t() @ a_in).view(self.weight.shape)
+            self.weight.grad = matmul_nt(credit.t(), a_in.t()).view(self.weight.shape)
         else:
-            self.weight.grad = g.t() @ contract(err, a_in)
+            self.weight.grad = matmul_nt(g.t(), contract(err, a_in).t())
         self.bias.grad = bias_grad(err, g)
 
     def extra_repr(self) -> str:

@@ -58,25 +58,44 @@ class VecLocal2d(SpatialWeightLayer):
         positions, out, features = self.weight.shape
         return (positions, out, features // taps, taps)
 
-    def _unfold(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> patches (L, N, F)."""
-        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (N, F, L)
-        return patches.permute(2, 0, 1)
+    def _patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W), any strides -> contiguous patches (L, N, F) in *tap-major* order (i, j, c).
+
+        The padded input is made position-major (H, W, N, C) first, so every patch copies runs of
+        C contiguous values straight into the layout ``bmm`` reads (4-6x faster on the CPU than
+        ``F.unfold`` followed by a transposing copy). A position-major x (this layer's own output
+        layout) is copied without transposition.
+        """
+        (ph, pw), (kh, kw), (sh, sw) = self.padding, self.kernel_size, self.stride
+        n, c, height, width = x.shape
+        rows = x.new_zeros(height + 2 * ph, width + 2 * pw, n, c)
+        rows[ph : ph + height, pw : pw + width] = x.permute(2, 3, 0, 1)
+        windows = rows.unfold(0, kh, sh).unfold(1, kw, sw)  # (H', W', N, C, kh, kw)
+        return windows.permute(0, 1, 2, 4, 5, 3).reshape(-1, n, kh * kw * c)
+
+    def _tap_major(self, w: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """Weight rows (L, R, C*kh*kw) from unfold order (c, i, j) to tap-major (i, j, c), or back."""
+        taps = math.prod(self.kernel_size)
+        grouped = w.view(*w.shape[:2], taps, -1) if inverse else w.view(*w.shape[:2], -1, taps)
+        return grouped.transpose(2, 3).reshape(w.shape)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """Returns (B, K, out, H', W') as a view of position-major memory (H', W', B, K, out): no
+        transposing copy; elementwise ops, pooling and the next layer's patches follow it."""
         batch, k, out = a.shape[0], self.vector_dim, self.out_channels
         if self.expand_input:
-            filters = self.weight.view(-1, out * k, self.fan_in).transpose(1, 2)  # (L, F, out*K)
-            h = torch.bmm(self._unfold(a), filters)  # (L, B, out*K)
-            h = h.view(-1, batch, out, k).permute(1, 3, 2, 0)  # (B, K, out, L)
+            filters = self._tap_major(self.weight.view(-1, out * k, self.fan_in))  # (L, out*K, F)
+            h = torch.bmm(self._patches(a), filters.transpose(1, 2))  # (L, B, out*K)
+            h = h.view(*self.output_size, batch, out, k).permute(2, 4, 3, 0, 1)  # (B, K, out, H', W')
         else:
-            h = torch.bmm(self._unfold(a.flatten(0, 1)), self.weight.transpose(1, 2))  # (L, B*K, out)
-            h = h.view(-1, batch, k, out).permute(1, 2, 3, 0)  # (B, K, out, L)
-        return h.reshape(batch, k, out, *self.output_size) + self.bias
+            filters = self._tap_major(self.weight)  # (L, out, F)
+            h = torch.bmm(self._patches(a.flatten(0, 1)), filters.transpose(1, 2))  # (L, B*K, out)
+            h = h.view(*self.output_size, batch, k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')
+        return h.add_(self.bias)
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
         """Transpose of the scalar layer: (B, out, H', W') -> (B, C_in, H, W)."""
-        credit = torch.bmm(c.flatten(2).permute(2, 0, 1), self.weight)  # (L, B, F)
+        credit = torch.bmm(c.flatten(2).permute(2, 0, 1).contiguous(), self.weight)  # (L, B, F)
         return F.fold(
             credit.permute(1, 2, 0), a_in.shape[-2:], self.kernel_size, padding=self.padding, stride=self.stride
         )
@@ -86,13 +105,14 @@ class VecLocal2d(SpatialWeightLayer):
 
         First layer: ``dW[l, o, k*F + f] = sum_b g[b, o, l] err[b, k] x_patches[l, b, f]``.
         """
-        credit = g.flatten(2).permute(2, 1, 0)  # (L, out, B)
+        credit = g.flatten(2).permute(2, 1, 0).contiguous()  # (L, out, B)
         if self.expand_input:
             credit = credit.unsqueeze(2) * err.t()  # (L, out, K, B)
-            grad = torch.bmm(credit.flatten(1, 2), self._unfold(a_in))  # (L, out*K, F)
-            self.weight.grad = grad.view(self.weight.shape)
+            grad = torch.bmm(credit.flatten(1, 2), self._patches(a_in))  # (L, out*K, F) tap-major
+            self.weight.grad = self._tap_major(grad, inverse=True).view(self.weight.shape)
         else:
-            self.weight.grad = torch.bmm(credit, self._unfold(contract(err, a_in)))
+            grad = torch.bmm(credit, self._patches(contract(err, a_in)))  # (L, out, F) tap-major
+            self.weight.grad = self._tap_major(grad, inverse=True)
         self.bias.grad = bias_grad(err, g)
 
     def extra_repr(self) -> str:

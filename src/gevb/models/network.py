@@ -17,11 +17,17 @@ class Trace:
     """What one forward pass leaves for a learning rule.
 
     logits: (B, num_classes); inputs[i]: the input of ``layers[i]`` (inputs[0] is the first
-    layer's input: the raw batch for a vectorized network, ``(B, 1, ...)`` for a conventional one).
+    layer's input: the raw batch for a vectorized network, ``(B, 1, ...)`` for a conventional
+    one), None for gates, which gate in place; masks[i]: gate i's G (B, *S).
     """
 
     logits: torch.Tensor
-    inputs: list[torch.Tensor]
+    inputs: list[torch.Tensor | None]
+    masks: dict[int, torch.Tensor]
+
+    def saved(self, i: int) -> torch.Tensor:
+        """What ``layers[i].input_credit`` needs: its input, or a gate's mask."""
+        return self.masks[i] if i in self.masks else self.inputs[i]
 
 
 class Network(nn.Module):
@@ -95,17 +101,25 @@ class Network(nn.Module):
         """x: (B, *input_shape) -> logits (B, num_classes)."""
         a = self._prepare(x)
         for layer in self.layers:
-            a = layer(a)
+            a = layer.gate_(a)[0] if isinstance(layer, TGate) else layer(a)
         return self._logits(a)
 
     def trace(self, x: torch.Tensor) -> Trace:
-        """Forward pass that keeps every layer's input for a learning rule."""
+        """Forward pass that keeps every layer's input and every gate's mask for a learning rule.
+
+        Gates act in place on their input, a fresh output of the layer before them.
+        """
         a = self._prepare(x)
-        inputs = []
-        for layer in self.layers:
-            inputs.append(a)
-            a = layer(a)
-        return Trace(self._logits(a), inputs)
+        inputs: list[torch.Tensor | None] = []
+        masks: dict[int, torch.Tensor] = {}
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, TGate):
+                inputs.append(None)
+                a, masks[i] = layer.gate_(a)
+            else:
+                inputs.append(a)
+                a = layer(a)
+        return Trace(self._logits(a), inputs, masks)
 
     def split_error(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split the output error e = dL/dy (B, num_classes) between the two factors of SPEC §5.
@@ -123,8 +137,8 @@ class Network(nn.Module):
         """Per-example scalar shape of each hidden weight layer's output, e.g. [(1024,), (64, 14, 14)]."""
         weight = self.layers[0].weight
         probe = torch.zeros(1, *self.input_shape, dtype=weight.dtype, device=weight.device)
-        inputs = self.trace(probe).inputs
-        return [tuple(inputs[i + 1].shape[2:]) for i in self.weight_indices[:-1]]
+        masks = self.trace(probe).masks
+        return [tuple(masks[i + 1].shape[1:]) for i in self.weight_indices[:-1]]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Draw all weights and gate vectors from ``generator`` in layer order (SPEC §4)."""

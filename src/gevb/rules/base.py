@@ -111,7 +111,7 @@ def set_broadcast_grads(
     err, readout_credit = model.split_error(error)
     *hidden, readout = model.weight_indices
     for j, i in enumerate(hidden):
-        g = model.layers[i + 1].mask(output.inputs[i + 1])
+        g = output.masks[i + 1]
         if hidden_signals is not None:
             g = g * hidden_signals[j]
         model.layers[i].set_grads(output.inputs[i], err, g)

@@ -24,11 +24,11 @@ class BP(Rule):
         err, credit = model.split_error(error)
         weights = set(model.weight_indices)
         for i in reversed(range(len(model.layers))):
-            layer, a_in = model.layers[i], output.inputs[i]
+            layer = model.layers[i]
             if i in weights:
-                layer.set_grads(a_in, err, credit)
+                layer.set_grads(output.inputs[i], err, credit)
             if i > 0:
-                credit = layer.input_credit(credit, a_in)
+                credit = layer.input_credit(credit, output.saved(i))
 
 
 @register_rule("bp-autograd")
