@@ -42,10 +42,16 @@ SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn`` in ms (CUDA: events around each call, after a synchronize)."""
-    for _ in range(warmup):
+def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup_s: float = 1.5) -> float:
+    """Median wall time of ``fn`` in ms (CUDA: events around each call, after a synchronize).
+
+    Warm-up: at least 3 calls and ``warmup_s`` seconds (the first ~15 steps of a process run up
+    to 2x slower on the CPU while memory settles into huge pages).
+    """
+    start_s, calls = time.perf_counter(), 0
+    while calls < 3 or time.perf_counter() - start_s < warmup_s:
         fn()
+        calls += 1
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
