@@ -103,12 +103,13 @@ class VecLocal2d(SpatialWeightLayer):
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
         """``dW[l] = g[:, :, l]^T x~_patches[l]`` per position (SPEC §5); g: (B, out, H', W').
 
-        First layer: ``dW[l, o, k*F + f] = sum_b g[b, o, l] err[b, k] x_patches[l, b, f]``.
+        First layer: ``dW[l, o, k*F + f] = sum_b g[b, o, l] (err[b, k] x_patches[l, b, f])``.
         """
         credit = g.flatten(2).permute(2, 1, 0).contiguous()  # (L, out, B)
-        if self.expand_input:
-            credit = credit.unsqueeze(2) * err.t()  # (L, out, K, B)
-            grad = torch.bmm(credit.flatten(1, 2), self._patches(a_in))  # (L, out*K, F) tap-major
+        if self.expand_input:  # error times patches first: one (out x B)(B x K*F) GEMM per position
+            patches = self._patches(a_in)  # (L, B, F) tap-major
+            scaled = (err.view(1, *err.shape, 1) * patches.unsqueeze(2)).flatten(2)  # (L, B, K*F)
+            grad = torch.bmm(credit, scaled).view(-1, self.out_channels * self.vector_dim, patches.shape[2])
             self.weight.grad = self._tap_major(grad, inverse=True).view(self.weight.shape)
         else:
             grad = torch.bmm(credit, self._patches(contract(err, a_in)))  # (L, out, F) tap-major
