@@ -42,14 +42,17 @@ SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup_s: float = 1.5) -> float:
+WARMUP_S = 1.5
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup_s: float | None = None) -> float:
     """Median wall time of ``fn`` in ms (CUDA: events around each call, after a synchronize).
 
     Warm-up: at least 3 calls and ``warmup_s`` seconds (the first ~15 steps of a process run up
     to 2x slower on the CPU while memory settles into huge pages).
     """
     start_s, calls = time.perf_counter(), 0
-    while calls < 3 or time.perf_counter() - start_s < warmup_s:
+    while calls < 3 or time.perf_counter() - start_s < (WARMUP_S if warmup_s is None else warmup_s):
         fn()
         calls += 1
     times = []
@@ -241,14 +244,19 @@ def print_table(results: dict, gemm: dict[str, float]) -> None:
 
 
 def main() -> None:
+    global WARMUP_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per measurement (default: 10)")
     parser.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
     parser.add_argument("--datasets", default="mnist,cifar10", help="(default: mnist,cifar10)")
     parser.add_argument("--models", default="fc-vec,conv-vec,lc-vec", help="(default: fc-vec,conv-vec,lc-vec)")
+    parser.add_argument(
+        "--warmup-s", type=float, default=WARMUP_S, help="warm-up seconds per measurement (default: 1.5)"
+    )
     parser.add_argument("--json", action="store_true", help="print all results as one JSON line at the end")
     args = parser.parse_args()
+    WARMUP_S = args.warmup_s
     device = torch.device(args.device)
     gemm = matmul_gflops(device, args.repeats)
     peak = max(gemm.values())
@@ -268,7 +276,7 @@ def main() -> None:
             }
     print_table(results, gemm)
     if args.json:
-        summary = {key: entry["ratios"] for key, entry in results.items()}
+        summary = {key: dict(entry["ratios"]) for key, entry in results.items()}
         for key, entry in summary.items():
             if key != "mnist/fc-vec":
                 entry.pop("implicit_over_materialized_first_layer")
