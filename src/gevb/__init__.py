@@ -7,7 +7,7 @@ NeurIPS 2021 (arXiv:2106.04089).
 import os
 
 # Large CPU tensors on transparent huge pages: a first touch of a fresh 250 MB activation costs
-# 5x less (docs/design.md, "Efficiency"). torch reads this once, at its first allocation, so it
+# about 6x less (docs/design.md, "Efficiency"). torch reads this once, at its first allocation, so it
 # only takes effect when gevb is imported before torch; an explicit setting always wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 

@@ -38,7 +38,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path} is not a loadable gevb checkpoint ({reason[:200]}); pass a checkpoint.pt") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a gevb checkpoint (no {FORMAT!r} tag); point to a checkpoint.pt")
+        raise ValueError(f"{path} is not a gevb checkpoint (no {FORMAT!r} tag); pass a checkpoint.pt")
     if state.get("version") != VERSION:
         raise ValueError(f"{path} has checkpoint version {state.get('version')}, this gevb reads {VERSION}")
     return state

@@ -67,8 +67,8 @@ def evaluate(model: Network, split: Split, batch_size: int, limit: int | None = 
     loss_sum = torch.zeros((), dtype=torch.float64, device=split.x.device)
     wrong = torch.zeros((), dtype=torch.int64, device=split.x.device)
     for start in range(0, size, batch_size):
-        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
-        x, y = x[: size - start], y[: size - start]
+        end = min(start + batch_size, size)
+        x, y = split.x[start:end], split.y[start:end]
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         wrong += (logits.argmax(1) != y).sum()
@@ -178,14 +178,13 @@ class Trainer:
             samples += len(self.data.train)
             train_seconds += time.perf_counter() - start
             bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
-            if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
-                metrics = self.evaluate()
-                self.seconds += time.perf_counter() - start
+            evaluating = self.epoch % config.eval_every == 0 or self.epoch == config.epochs
+            metrics = self.evaluate() if evaluating else None
+            self.seconds += time.perf_counter() - start
+            if metrics is not None:
                 self.record(metrics, samples / train_seconds)
                 samples, train_seconds = 0, 0.0
                 self.stopped_early = metrics["train_error"] == 0.0
-            else:
-                self.seconds += time.perf_counter() - start
             if self.folder is not None:
                 self.save()
         bar.close()

@@ -19,7 +19,7 @@ class VecAvgPool2d(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        """Sum the window's rows, then its columns (strided views; 3-4x faster than ``F.avg_pool2d``
+        """Sum the window's rows, then its columns (strided views; about 3x faster than ``F.avg_pool2d``
         on the CPU for the paper's shapes, equal to it up to rounding)."""
         s = self.kernel_size
         height, width = a.shape[-2] // s * s, a.shape[-1] // s * s
