@@ -1,4 +1,5 @@
-"""A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation), ``checkpoint.pt``.
+"""A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation),
+``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished).
 
 A folder holding one run is never overwritten by another: starting a run there needs ``resume``
 and the same run-defining settings (``IDENTITY_FIELDS``).
@@ -23,6 +24,7 @@ class RunFolder:
         self.config_path = self.path / "config.yaml"
         self.metrics_path = self.path / "metrics.jsonl"
         self.checkpoint_path = self.path / "checkpoint.pt"
+        self.result_path = self.path / "result.json"
 
     def holds_run(self) -> bool:
         return self.config_path.is_file()
@@ -48,6 +50,28 @@ class RunFolder:
         with self.metrics_path.open("a") as file:
             file.write(json.dumps(record) + "\n")
 
+    def read_result(self) -> dict[str, Any] | None:
+        """The result of the finished run (see ``Trainer.result``), or None while it is unfinished."""
+        if not self.result_path.is_file():
+            return None
+        try:
+            return json.loads(self.result_path.read_text())
+        except json.JSONDecodeError:
+            raise ValueError(f"{self.result_path} is corrupt; delete it and resume the run to rewrite it") from None
+
+    def write_result(self, result: dict[str, Any]) -> None:
+        with atomic_file(self.result_path) as file:
+            file.write((json.dumps(result, indent=1) + "\n").encode())
+
+    def is_finished(self, config: TrainConfig) -> bool:
+        """True when the folder holds ``config``'s run (same settings) trained to ``config.epochs`` or stopped
+        early at 100% train accuracy; raises ValueError when it holds a different run."""
+        if not self.holds_run():
+            return False
+        self.check_same_run(config)
+        result = self.read_result()
+        return result is not None and (result["stopped_early"] or result["epochs"] >= config.epochs)
+
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop records written after ``epoch`` (evaluations a crash left without a checkpoint)."""
         records = self.read_metrics()
@@ -71,20 +95,26 @@ class RunFolder:
                 raise ValueError(
                     f"{self.path} already holds a run; pass --resume to continue it, or choose another --out"
                 )
-            changed = [key for key in IDENTITY_FIELDS if getattr(saved, key) != getattr(config, key)]
-            if changed:
-                key = changed[0]
-                raise ValueError(
-                    f"{self.path} holds a run with {key}={getattr(saved, key)!r}, not {getattr(config, key)!r}; "
-                    "resume it with the same settings or choose another --out"
-                )
+            self.check_same_run(config, saved)
             return load_checkpoint(self.checkpoint_path) if self.checkpoint_path.exists() else None
         if self.path.is_dir() and any(self.path.iterdir()):
             raise ValueError(f"{self.path} is not empty and holds no gevb run; choose a new or empty --out")
         return None
 
+    def check_same_run(self, config: TrainConfig, saved: TrainConfig | None = None) -> None:
+        """Raise ValueError naming the first run-defining setting (``IDENTITY_FIELDS``) that differs."""
+        saved = saved or self.read_config()
+        for key in IDENTITY_FIELDS:
+            if getattr(saved, key) != getattr(config, key):
+                raise ValueError(
+                    f"{self.path} holds a run with {key}={getattr(saved, key)!r}, not {getattr(config, key)!r}; "
+                    "resume it with the same settings or choose another --out"
+                )
+
     def begin(self, config: TrainConfig, epoch: int) -> None:
-        """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``."""
+        """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``
+        and the result of an earlier, shorter finish (``fit`` writes it again)."""
         self.path.mkdir(parents=True, exist_ok=True)
         self.keep_metrics_through(epoch)
+        self.result_path.unlink(missing_ok=True)
         self.write_config(config)

@@ -79,7 +79,8 @@ class Trainer:
     """Builds the data, model, rule and optimizer of ``config`` and trains them.
 
     ``out``: the run folder (None writes nothing); ``resume``: continue the run in ``out``;
-    ``log``: called with one line per evaluation; ``progress``: show a tqdm bar on stderr.
+    ``log``: called with one line per evaluation; ``progress``: show a tqdm bar on stderr;
+    ``data``: the loaded ``config.dataset`` (to share one copy between runs; None loads it).
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Trainer:
         resume: bool = False,
         log: Log | None = None,
         progress: bool = False,
+        data: Dataset | None = None,
     ) -> None:
         self.config = config.validate()
         self.device = resolve_device(config.device)
@@ -96,7 +98,11 @@ class Trainer:
         self.folder = RunFolder(out) if out is not None else None
         checkpoint = self.folder.check(config, resume) if self.folder is not None else None
         self.batch_order = seed_everything(config.seed)
-        self.data: Dataset = load_dataset(config.dataset, config.data_dir, config.download, self.device)
+        if data is None:
+            data = load_dataset(config.dataset, config.data_dir, config.download, self.device)
+        elif data.name != config.dataset or data.train.x.device.type != self.device.type:
+            raise ValueError(f"data holds {data.name} on {data.train.x.device}, not {config.dataset} on {self.device}")
+        self.data = data
         self.model = build_model(
             config.model, self.data.input_shape, self.data.num_classes, config.sign, config.widths, config.seed,
             device=self.device,
@@ -188,7 +194,10 @@ class Trainer:
             if self.folder is not None:
                 self.save()
         bar.close()
-        return self.result()
+        result = self.result()
+        if self.folder is not None:
+            self.folder.write_result(result)
+        return result
 
     def record(self, metrics: dict[str, float], samples_per_s: float) -> None:
         """Log one evaluation and append it to ``metrics.jsonl``."""

@@ -1,0 +1,144 @@
+"""The paper's experiment grid (SPEC §7): 24 configurations per data set, several seeds, one run folder each.
+
+The configurations are {FC, Conv, LC} x {vectorized, conventional} x {nonneg, mixed} x {broadcast
+rule, BP}, where the broadcast rule is GEVB in a vectorized network and DFA in a conventional one.
+``grid_runs`` lists them in a fixed order (seed, then model, sign, rule), ``shard`` takes a
+deterministic slice of that list, and ``run_grid`` trains each run in ``OUT/<run name>``, skipping
+finished runs and resuming unfinished ones, so the command can be killed and restarted at any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gevb.config import TrainConfig
+from gevb.data import load_dataset
+from gevb.init import SIGNS
+from gevb.runs import RunFolder
+from gevb.training import Trainer, resolve_device
+
+GRID_MODELS = ("fc-vec", "fc", "conv-vec", "conv", "lc-vec", "lc")  # the tables' row order
+GRID_RULES = ("gevb", "dfa", "bp")
+
+
+def broadcast_rule(model: str) -> str:
+    """The paper's error-broadcasting rule for ``model``: GEVB in a vectorized network, else DFA."""
+    return "gevb" if model.endswith("-vec") else "dfa"
+
+
+def paper_protocol(dataset: str, base: TrainConfig | None = None) -> TrainConfig:
+    """SPEC §7: Adam 3e-4, batch 128, up to 200 epochs, evaluation every 10, stop at 100% train accuracy."""
+    base = base or TrainConfig()
+    return base.replace(dataset=dataset, epochs=200, eval_every=10, stop_at_100=True)
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One cell-and-seed of the grid; ``name`` is its folder under the grid's output folder."""
+
+    config: TrainConfig
+
+    @property
+    def name(self) -> str:
+        c = self.config
+        return f"{c.model}-{c.rule}-{c.sign}-seed{c.seed}"
+
+
+def _check_choices(kind: str, given: Sequence[str], allowed: Sequence[str]) -> None:
+    unknown = [item for item in given if item not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown[0]!r} in --{kind}s; choose from {', '.join(allowed)}")
+
+
+def grid_runs(
+    base: TrainConfig,
+    seeds: int,
+    models: Sequence[str] = GRID_MODELS,
+    rules: Sequence[str] = GRID_RULES,
+    signs: Sequence[str] = SIGNS,
+) -> list[GridRun]:
+    """The grid's runs for ``base.dataset``: seeds 0..seeds-1, filtered by ``models``, ``rules``, ``signs``.
+
+    Each model gets its broadcast rule (GEVB or DFA) and BP; ``rules`` keeps a subset of
+    (gevb, dfa, bp). Every other setting comes from ``base``.
+    """
+    _check_choices("model", models, GRID_MODELS)
+    _check_choices("rule", rules, GRID_RULES)
+    _check_choices("sign", signs, SIGNS)
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    runs = [
+        GridRun(base.replace(model=model, rule=rule, sign=sign, seed=seed).validate())
+        for seed in range(seeds)
+        for model in GRID_MODELS
+        if model in models
+        for sign in SIGNS
+        if sign in signs
+        for rule in (broadcast_rule(model), "bp")
+        if rule in rules
+    ]
+    if not runs:
+        raise ValueError("the filters leave no run; check --models, --rules and --signs")
+    return runs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 1 <= I <= N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N, e.g. 2/8; got {text!r}") from None
+    if not 1 <= index <= count:
+        raise ValueError(f"--shard {text}: need 1 <= I <= N")
+    return index, count
+
+
+def shard(runs: Sequence[GridRun], index: int, count: int) -> list[GridRun]:
+    """Shard ``index`` of ``count`` (1-based): every ``count``-th run from the ``index``-th. The ``count``
+    shards cover ``runs`` exactly once, and interleaving spreads seeds and models evenly."""
+    return list(runs[index - 1 :: count])
+
+
+def run_status(out: Path, run: GridRun) -> str:
+    """``done``, ``partial`` (has a checkpoint to resume) or ``new``; ValueError if the folder holds another run."""
+    folder = RunFolder(out / run.name)
+    if folder.is_finished(run.config):
+        return "done"
+    return "partial" if folder.checkpoint_path.exists() else "new"
+
+
+def run_grid(
+    runs: Sequence[GridRun],
+    out: str | Path,
+    log: Callable[[str], None] = lambda line: None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Train every unfinished run of ``runs`` in ``out/<name>`` (resuming partial ones); return all results.
+
+    The data set is read once. Every folder is checked before any training starts, so a folder
+    holding a different run stops the command before it spends time.
+    """
+    out = Path(out)
+    statuses = [run_status(out, run) for run in runs]
+    todo = [run for run, status in zip(runs, statuses, strict=True) if status != "done"]
+    log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}")
+    data = None
+    results = []
+    for run in runs:
+        folder = RunFolder(out / run.name)
+        if run not in todo:
+            results.append(folder.read_result())
+            continue
+        if data is None:
+            config = run.config
+            data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
+        result = Trainer(run.config, folder.path, resume=True, progress=progress, data=data).fit()
+        results.append(result)
+        log(
+            f"[{todo.index(run) + 1}/{len(todo)}] {run.name}: test {result['test_error']:.2f}% "
+            f"(train {result['train_error']:.2f}%), {result['epochs']} epochs, {result['seconds']:.1f} s"
+        )
+    return results
