@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from gevb.analysis import write_report
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.data import DATASETS
 from gevb.grid import GRID_MODELS, GRID_RULES, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
@@ -149,6 +150,20 @@ def command_reproduce(args: argparse.Namespace) -> int:
         return 0
     log, _ = emitters(False, args.quiet)
     run_grid(runs, out, log=log, progress=not args.quiet and sys.stderr.isatty())
+    print_report(write_report(out), args.quiet)
+    return 0
+
+
+def print_report(report: dict[str, Any], quiet: bool = False) -> None:
+    if not quiet:
+        print("\n".join(report["tables"].values()))
+    if report["skipped"]:
+        print(f"note: {report['skipped']}", file=sys.stderr)
+    print(f"{report['runs']} runs; wrote {', '.join(report['files'])}")
+
+
+def command_report(args: argparse.Namespace) -> int:
+    print_report(write_report(args.dir))
     return 0
 
 
@@ -209,6 +224,15 @@ def build_parser() -> Parser:
     grid.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
     grid.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines (default: off)")
     grid.set_defaults(handler=command_reproduce)
+
+    report = commands.add_parser(
+        "report",
+        help="tabulate and plot a folder of runs",
+        description="Write results.csv, table.md (the paper's layout, published values beside ours) and "
+        "curves-DATASET.png (needs the plots extra) into DIR, the --out folder of gevb reproduce.",
+    )
+    report.add_argument("dir", metavar="DIR")
+    report.set_defaults(handler=command_report)
     return parser
 
 

@@ -1,0 +1,78 @@
+"""Figures (matplotlib, the ``plots`` extra). Drawn on ``matplotlib.figure.Figure``: no pyplot, no GUI backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from gevb.analysis.report import COLUMNS, DATASET_TITLES, ROW_TITLES, Run, column_rule
+
+FAMILIES = ("fc", "conv", "lc")
+
+
+def seed_curves(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, mean, std) of ``key`` (e.g. "test_error") over the seeds ``runs``, at every evaluated epoch.
+
+    A run that stopped early at 100% train accuracy keeps its last value at later epochs (it is
+    finished, not missing); a run that is still going contributes only the epochs it has reached.
+    """
+    epochs = sorted({record["epoch"] for run in runs for record in run.metrics})
+    values: list[list[float]] = [[] for _ in epochs]
+    for run in runs:
+        series = {record["epoch"]: record[key] for record in run.metrics}
+        held = run.result is not None and run.result["stopped_early"]
+        last = max(series)
+        for slot, epoch in enumerate(epochs):
+            if epoch in series:
+                values[slot].append(series[epoch])
+            elif held and epoch > last:
+                values[slot].append(series[last])
+    mean = np.array([np.mean(v) for v in values])
+    std = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])
+    return np.array(epochs), mean, std
+
+
+def learning_curves_figure(runs: Sequence[Run]) -> Figure:
+    """Test (solid) and train (dashed) error vs epoch, mean ± std over seeds; one panel per architecture
+    present, rows vectorized / conventional, one color per (rule, sign)."""
+    models = {run.config.model for run in runs}
+    families = [family for family in FAMILIES if family in models or f"{family}-vec" in models]
+    rows = [vectorized for vectorized in (True, False) if any(m.endswith("-vec") == vectorized for m in models)]
+    figure = Figure(figsize=(4.2 * len(families), 3.4 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), len(families), squeeze=False, sharex=True)
+    for row, vectorized in enumerate(rows):
+        for column, family in enumerate(families):
+            model = f"{family}-vec" if vectorized else family
+            draw_panel(axes[row][column], model, [run for run in runs if run.config.model == model])
+    dataset = runs[0].config.dataset if runs else ""
+    figure.suptitle(f"{DATASET_TITLES.get(dataset, dataset)}: error during training (mean ± std over seeds)")
+    return figure
+
+
+def draw_panel(ax, model: str, runs: Sequence[Run]) -> None:
+    """One architecture: a test and a train curve per (rule, sign) present in ``runs``."""
+    ax.set_title(ROW_TITLES[model])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error (%)")
+    ax.grid(alpha=0.3)
+    handles = []
+    for number, (kind, sign) in enumerate(COLUMNS):
+        rule = column_rule(model, kind)
+        series = [run for run in runs if run.config.rule == rule and run.config.sign == sign]
+        if not series:
+            continue
+        color = f"C{number}"
+        for key, style in (("test_error", "-"), ("train_error", "--")):
+            epochs, mean, std = seed_curves(series, key)
+            ax.plot(epochs, mean, style, color=color, marker="o", markersize=3)
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
+        handles.append(Line2D([], [], color=color, label=f"{rule.upper()} {sign} (n={len(series)})"))
+    if not handles:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+        return
+    handles += [Line2D([], [], color="k", label="test"), Line2D([], [], color="k", linestyle="--", label="train")]
+    ax.set_ylim(bottom=0)
+    ax.legend(handles=handles, fontsize=7, loc="upper right")

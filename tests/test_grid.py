@@ -1,0 +1,128 @@
+"""``gevb reproduce``: the run list, shards, skipping finished runs, and surviving a kill mid-grid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gevb.analysis.report import collect_runs, result_rows
+from gevb.cli import main
+from gevb.config import TrainConfig
+from gevb.grid import GRID_MODELS, GridRun, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
+
+
+def names(runs: list[GridRun]) -> list[str]:
+    return [run.name for run in runs]
+
+
+def test_the_grid_is_24_configurations_per_seed_with_the_paper_protocol():
+    base = paper_protocol("mnist")
+    assert (base.epochs, base.eval_every, base.stop_at_100, base.lr, base.batch_size) == (200, 10, True, 3e-4, 128)
+    runs = grid_runs(base, seeds=2)
+    assert len(runs) == 48 and len(set(names(runs))) == 48
+    assert {run.config.dataset for run in runs} == {"mnist"}
+    configs = {(r.config.model, r.config.rule, r.config.sign) for r in runs}
+    assert len(configs) == 24
+    for model in GRID_MODELS:
+        broadcast = "gevb" if model.endswith("-vec") else "dfa"
+        assert {(rule, sign) for m, rule, sign in configs if m == model} == {
+            (broadcast, "nonneg"), ("bp", "nonneg"), (broadcast, "mixed"), ("bp", "mixed")
+        }  # fmt: skip
+    assert [run.config.seed for run in runs[:24]] == [0] * 24  # seed-major: a partial grid covers every cell
+
+
+def test_filters_keep_a_subset_and_reject_unknown_names():
+    runs = grid_runs(TrainConfig(), seeds=3, models=["conv-vec", "conv"], rules=["gevb", "dfa"], signs=["mixed"])
+    assert names(runs) == [
+        f"{m}-{r}-mixed-seed{s}" for s in range(3) for m, r in (("conv-vec", "gevb"), ("conv", "dfa"))
+    ]
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        grid_runs(TrainConfig(), 1, models=["resnet"])
+    with pytest.raises(ValueError, match="no run"):
+        grid_runs(TrainConfig(), 1, models=["fc"], rules=["gevb"])
+    with pytest.raises(ValueError, match="at least 1"):
+        grid_runs(TrainConfig(), 0)
+
+
+def test_shards_cover_the_run_list_exactly_once(capsys, tmp_path):
+    runs = grid_runs(paper_protocol("digits"), seeds=5)
+    shards = [shard(runs, index, 3) for index in (1, 2, 3)]
+    assert sorted(names([run for part in shards for run in part])) == sorted(names(runs))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    listed = []
+    for index in (1, 2, 3):
+        argv = ["reproduce", "--dataset", "digits", "--out", str(tmp_path), "--list", "--shard", f"{index}/3"]
+        assert main(argv) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert all(line.endswith("\tnew") for line in lines)
+        listed += [line.split("\t")[0] for line in lines]
+    assert sorted(listed) == sorted(names(runs)) and len(listed) == 120
+    assert not any(tmp_path.iterdir())  # --list writes nothing
+    for bad in ("0/3", "4/3", "2", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def grid_argv(out: Path, *extra: str) -> list[str]:
+    return ["reproduce", "--dataset", "digits", "--models", "fc-vec,fc", "--seeds", "1", "--epochs", "3",
+            "--eval-every", "1", "--device", "cpu", "--out", str(out), *extra]  # fmt: skip
+
+
+def result_stamps(out: Path) -> dict[str, int]:
+    return {path.parent.name: path.stat().st_mtime_ns for path in out.glob("*/result.json")}
+
+
+def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path):
+    out = tmp_path / "grid"
+    assert main(grid_argv(out, "--quiet")) == 0
+    stamps = result_stamps(out)
+    assert len(stamps) == 8
+    assert main(grid_argv(out)) == 0
+    text = capsys.readouterr().out
+    assert "8 runs: 8 finished, 0 to train" in text and "[1/" not in text
+    assert result_stamps(out) == stamps
+    runs = grid_runs(TrainConfig(dataset="digits", epochs=4, eval_every=1, device="cpu"), 1, models=["fc"])
+    assert {run_status(out, run) for run in runs} == {"partial"}  # finished at 3 epochs, asked for 4
+    results = run_grid(runs, out)
+    assert [result["epochs"] for result in results] == [4] * 4
+    epochs = [len(run.metrics) for run in collect_runs(out) if run.config.model == "fc"]
+    assert epochs == [4] * 4
+
+
+def test_a_folder_holding_a_different_run_stops_the_grid_before_training(tmp_path):
+    out = tmp_path / "grid"
+    assert main(grid_argv(out, "--quiet")) == 0
+    with pytest.raises(ValueError, match="holds a run with eval_every=1, not 2"):
+        run_grid(grid_runs(TrainConfig(dataset="digits", epochs=3, eval_every=2, device="cpu"), 1), out)
+
+
+def test_killed_grid_resumes_without_repeating_finished_runs(tmp_path):
+    """SIGKILL the command once its first run has finished; restart; the grid ends equal to an uninterrupted one."""
+    reference = tmp_path / "reference"
+    assert main(grid_argv(reference, "--quiet")) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "gevb", *grid_argv(out, "--quiet")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not result_stamps(out) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = result_stamps(out)
+    assert 1 <= len(before) < 8, "the kill should land mid-grid"
+    assert main(grid_argv(out, "--quiet")) == 0
+    after = result_stamps(out)
+    assert len(after) == 8 and all(after[name] == stamp for name, stamp in before.items())
+
+    def table(folder: Path) -> list[tuple]:
+        return [(row["run"], row["train_error"], row["test_error"]) for row in result_rows(collect_runs(folder))]
+
+    assert table(out) == table(reference)
+    for run in collect_runs(out):
+        assert [record["epoch"] for record in run.metrics] == [1, 2, 3]  # no evaluation lost or repeated

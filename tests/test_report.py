@@ -1,0 +1,133 @@
+"""``gevb report``: results.csv, table.md in the paper's layout beside the published values, the curves figure."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import pytest
+
+from gevb.analysis.report import (
+    Run,
+    collect_runs,
+    published_results,
+    render_table,
+    result_rows,
+    write_report,
+)
+from gevb.cli import main
+from gevb.config import TrainConfig
+from gevb.grid import grid_runs, paper_protocol
+
+plots = pytest.importorskip("gevb.analysis.plots", reason="needs matplotlib: pip install -e '.[test]'")
+
+
+@pytest.fixture(scope="module")
+def digits_grid(tmp_path_factory) -> Path:
+    """The full 24-configuration digits grid, one seed, one epoch, through the command line."""
+    out = tmp_path_factory.mktemp("grid") / "digits"
+    argv = ["reproduce", "--dataset", "digits", "--seeds", "1", "--epochs", "1", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+def table_body(text: str) -> list[list[str]]:
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def test_reproduce_writes_a_full_table_a_csv_and_the_curves(digits_grid):
+    body = table_body((digits_grid / "table.md").read_text())
+    assert [row[0] for row in body] == ["FC-Vec", "FC", "Conv-Vec", "Conv", "LC-Vec", "LC"]
+    assert all(len(row) == 5 and "–" not in row for row in body)  # 24 filled cells, no paper columns for digits
+    with open(digits_grid / "results.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 24 and {row["finished"] for row in rows} == {"True"}
+    cell = next(r for r in rows if (r["model"], r["rule"], r["sign"]) == ("lc", "dfa", "mixed"))
+    assert body[5][3] == f"{float(cell['test_error']):.2f} ({float(cell['train_error']):.2f})"
+    png = (digits_grid / "curves-digits.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_curves_figure_has_a_labelled_panel_per_architecture(digits_grid):
+    figure = plots.learning_curves_figure(collect_runs(digits_grid))
+    axes = figure.get_axes()
+    assert [ax.get_title() for ax in axes] == ["FC-Vec", "Conv-Vec", "LC-Vec", "FC", "Conv", "LC"]
+    for ax in axes:
+        assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "error (%)"
+        assert len(ax.get_lines()) == 8  # test and train for each of the 4 (rule, sign) columns
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert labels[-2:] == ["test", "train"] and len(labels) == 6
+    only_conv = [run for run in collect_runs(digits_grid) if run.config.model == "conv"]
+    assert [ax.get_title() for ax in plots.learning_curves_figure(only_conv).get_axes()] == ["Conv"]
+
+
+def fake_run(model: str, rule: str, sign: str, seed: int, errors: list[tuple[float, float]], stopped: bool) -> Run:
+    """A finished run with evaluations (train, test) at epochs 10, 20, ..."""
+    config = TrainConfig(dataset="mnist", model=model, rule=rule, sign=sign, seed=seed, eval_every=10)
+    metrics = [
+        {"epoch": 10 * (i + 1), "train_error": train, "test_error": test, "seconds": 1.0}
+        for i, (train, test) in enumerate(errors)
+    ]
+    result = {**metrics[-1], "epochs": metrics[-1]["epoch"], "stopped_early": stopped}
+    return Run(Path(f"{model}-{rule}-{sign}-seed{seed}"), config, metrics, result)
+
+
+def test_cells_are_mean_sample_std_and_train_with_the_paper_beside():
+    runs = [
+        fake_run("fc-vec", "gevb", "nonneg", 0, [(5.0, 6.0), (0.1, 2.0)], False),
+        fake_run("fc-vec", "gevb", "nonneg", 1, [(4.0, 5.0), (0.3, 2.5)], False),
+        fake_run("fc-vec", "gevb", "nonneg", 2, [(4.0, 5.0), (0.2, 1.5)], False),
+        fake_run("conv", "dfa", "mixed", 0, [(3.0, 4.0)], False),
+    ]
+    body = table_body(render_table(result_rows(runs), "mnist"))
+    assert len(body[0]) == 9  # model, then (ours, paper) for each of the 4 columns
+    assert body[0][1] == f"2.00 ± {statistics.stdev([2.0, 2.5, 1.5]):.2f} (0.20)"
+    assert body[0][2] == "1.87 (0.06) (+0.13)"  # published FC-Vec GEVB nonneg, train in brackets, then ours - paper
+    assert body[0][4] == "1.93 (0.05)" and body[0][3] == "–"  # no run: the paper value alone
+    assert body[3][5] == "4.00 (3.00) [n=1]" and body[3][6] == "1.64 (0.42) (+2.36)"
+    assert body[1][4] == "1.36"  # published BP in FC has train ~0: no bracket
+
+
+def test_published_tables_are_the_papers():
+    published = published_results()
+    assert len(published) == 48
+    assert {key[0] for key in published} == {"mnist", "cifar10"}
+    assert published[("cifar10", "conv-vec", "gevb", "nonneg")] == (33.74, 28.83)
+    assert published[("cifar10", "conv", "dfa", "nonneg")] == (54.18, 48.43)
+    assert published[("mnist", "lc-vec", "gevb", "nonneg")] == (1.78, None)
+    for dataset in ("mnist", "cifar10"):
+        for run in grid_runs(paper_protocol(dataset), 1):
+            assert (dataset, run.config.model, run.config.rule, run.config.sign) in published
+
+
+def test_seed_curves_hold_the_last_value_of_a_run_that_stopped_at_100():
+    short = fake_run("fc", "bp", "mixed", 0, [(1.0, 3.0)], stopped=True)
+    long = fake_run("fc", "bp", "mixed", 1, [(2.0, 4.0), (0.5, 2.0)], stopped=False)
+    epochs, mean, std = plots.seed_curves([short, long], "test_error")
+    assert epochs.tolist() == [10, 20] and mean.tolist() == [3.5, 2.5]
+    assert std[1] == pytest.approx(statistics.stdev([3.0, 2.0]))
+    unfinished = Run(short.path, short.config, short.metrics, None)
+    assert plots.seed_curves([unfinished, long], "test_error")[1].tolist() == [3.5, 2.0]
+
+
+def test_report_errors_are_one_line(capsys, tmp_path):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "is not a folder of runs" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no evaluated run" in capsys.readouterr().err
+    assert main(["reproduce", "--dataset", "digits", "--models", "fc-vec,vgg", "--list"]) == 2
+    assert "unknown model 'vgg'" in capsys.readouterr().err
+
+
+def test_report_of_a_partial_grid_leaves_unfinished_runs_out_of_the_table(tmp_path):
+    main(["reproduce", "--dataset", "digits", "--models", "fc", "--seeds", "1", "--epochs", "1", "--device", "cpu",
+          "--quiet", "--out", str(tmp_path)])  # fmt: skip
+    (tmp_path / "fc-dfa-mixed-seed0" / "result.json").unlink()  # as if killed after its last evaluation
+    report = write_report(tmp_path)
+    body = table_body(report["tables"]["digits"])
+    assert body[1][3] == "–" and "–" not in body[1][1:3] + body[1][4:]
+    assert "3 of 4 runs finished" in report["tables"]["digits"]
+    with open(tmp_path / "results.csv") as file:
+        assert [row["finished"] for row in csv.DictReader(file)] == ["True", "True", "False", "True"]
