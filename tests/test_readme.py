@@ -43,4 +43,5 @@ def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
         "config.yaml",
         "metrics.jsonl",
         "checkpoint.pt",
+        "result.json",
     }
