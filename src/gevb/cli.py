@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from gevb.analysis import write_report
+from gevb.analysis.report import write_report
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.data import DATASETS
 from gevb.grid import GRID_MODELS, GRID_RULES, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
@@ -58,6 +58,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "eval_every": {"type": int, "help": "evaluate on the full train and test splits every N epochs and at the end"},
         "stop_at_100": {"action": "store_true", "help": "stop at an evaluation with 100%% train accuracy"},
         "eval_batch_size": {"type": int},
+        "track_alignment": {
+            "action": "store_true",
+            "help": "at every evaluation, record each layer's angle to BP on a fixed batch of 128 training examples",
+        },
         "device": {"help": "auto, cpu, cuda or cuda:N"},
         "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
         "download": {"action": "store_true", "help": "fetch mnist/fashion-mnist/cifar10 and verify checksums"},
@@ -136,7 +140,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
         base = load_config(args.config, base)
     given = {
         "epochs": args.epochs, "eval_every": args.eval_every, "device": args.device,
-        "data_dir": args.data_dir, "download": args.download,
+        "data_dir": args.data_dir, "download": args.download, "track_alignment": args.track_alignment,
     }  # fmt: skip
     base = config_from_mapping({k: v for k, v in given.items() if v is not None}, "command line", base)
     base = base.replace(dataset=args.dataset)
@@ -216,6 +220,10 @@ def build_parser() -> Parser:
     grid.add_argument(
         "--signs", type=name_list, default=SIGNS, metavar="S,S,...", help=f"keep these (default: {','.join(SIGNS)})"
     )
+    grid.add_argument(
+        "--track-alignment", action=argparse.BooleanOptionalAction, default=True,
+        help="record each layer's angle to BP at every evaluation (default: on)",
+    )  # fmt: skip
     grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N interleaved slices (default: all)")
     grid.add_argument("--list", action="store_true", help="print the runs and their status, train nothing")
     grid.add_argument("--config", metavar="FILE", help="YAML overrides of the protocol, e.g. lr (default: none)")

@@ -40,6 +40,7 @@ class TrainConfig:
     eval_every: int = 1  # full train and test evaluation every N epochs (and after the last)
     stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
     eval_batch_size: int = 256
+    track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.analysis.alignment)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: str | None = None
     download: bool = False

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from gevb.analysis.alignment import measure_alignment
 from gevb.checkpoint import capture_rng, load_checkpoint, load_module_state, restore_rng, save_checkpoint
 from gevb.config import TrainConfig, config_from_mapping
 from gevb.data import Dataset, Split, load_dataset
@@ -27,6 +28,7 @@ from gevb.rules import make_rule, train_step
 from gevb.runs import RunFolder
 
 Log = Callable[[str], None]
+ALIGNMENT_BATCH = 128  # the fixed training examples of --track-alignment
 
 
 def resolve_device(name: str) -> torch.device:
@@ -158,11 +160,18 @@ class Trainer:
                 break
         return total.item() / steps
 
-    def evaluate(self, limit: int | None = None) -> dict[str, float]:
+    def evaluate(self, limit: int | None = None) -> dict[str, Any]:
+        """Loss and error % on both splits (their first ``limit`` examples); with ``track_alignment``, also
+        ``alignment``: each layer's angles to BP on the first ``ALIGNMENT_BATCH`` training examples."""
         size = self.config.eval_batch_size
         train_loss, train_error = evaluate(self.model, self.data.train, size, limit)
         test_loss, test_error = evaluate(self.model, self.data.test, size, limit)
-        return {"train_loss": train_loss, "train_error": train_error, "test_loss": test_loss, "test_error": test_error}
+        metrics = {"train_loss": train_loss, "train_error": train_error}
+        metrics |= {"test_loss": test_loss, "test_error": test_error}
+        if self.config.track_alignment:
+            x, y = self.data.train.x[:ALIGNMENT_BATCH], self.data.train.y[:ALIGNMENT_BATCH]
+            metrics["alignment"] = measure_alignment(self.model, self.rule, x, y)
+        return metrics
 
     @property
     def finished(self) -> bool:
@@ -209,6 +218,9 @@ class Trainer:
             f"(loss {metrics['train_loss']:.4f})  test {metrics['test_error']:.2f}% "
             f"(loss {metrics['test_loss']:.4f})  {self.seconds:.1f} s  {samples_per_s:.0f} samples/s"
         )
+        if "alignment" in metrics:
+            angles = metrics["alignment"]["signal_deg"].values()
+            line += "  signal angles " + "/".join("-" if a is None else f"{a:.0f}" for a in angles) + " deg"
         self.log(line)
 
     def result(self) -> dict[str, Any]:

@@ -1,5 +1,2 @@
-"""Reading runs back: result tables beside the published ones, and figures (matplotlib, optional)."""
-
-from gevb.analysis.report import collect_runs, published_results, write_report
-
-__all__ = ["collect_runs", "published_results", "write_report"]
+"""Reading rules and runs back: alignment with the gradient (``alignment``), result tables beside the
+published ones (``report``) and figures (``plots``, needs matplotlib). Import the submodules."""

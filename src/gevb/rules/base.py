@@ -6,6 +6,7 @@ A rule's one job is to set ``.grad`` on the model's parameters from ``(model, ou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -95,6 +96,29 @@ class Rule(nn.Module):
     def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
         """Set the gradients from the output error ``error`` (B, num_classes)."""
         raise NotImplementedError
+
+    def hidden_signals(self, model: Network, output: Trace, error: torch.Tensor) -> list[torch.Tensor]:
+        """The signal this rule delivers to each hidden layer's output, before the gate: [(B, *S_j)].
+
+        Vectorized networks: the scalar per unit that multiplies ``e`` (dL/da_i = c_i e); conventional:
+        dL/da itself (per example). This default is the true one, BP's credit (SPEC §5, §6).
+        """
+        credits = dict(backward_credits(model, output, error))
+        return [credits[i + 1] for i in model.weight_indices[:-1]]
+
+
+def backward_credits(model: Network, output: Trace, error: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """Exact BP's scalar credit at the output of every layer, from the readout down: (i, c_i).
+
+    ``c = 1`` (vectorized) or ``e`` (conventional) at the readout, then ``c_pre = layer^T(c)``
+    through each layer (weight transposes, gates, pooling and flatten transposes; SPEC §5). Each
+    credit is computed when the consumer asks for the next one, so a consumer may use it first.
+    """
+    credit = model.split_error(error)[1]
+    for i in reversed(range(len(model.layers))):
+        yield i, credit
+        if i > 0:
+            credit = model.layers[i].input_credit(credit, output.saved(i))
 
 
 def set_broadcast_grads(

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule
+from gevb.rules.base import Rule, backward_credits, register_rule
 
 
 @register_rule("bp")
@@ -21,14 +21,11 @@ class BP(Rule):
     """
 
     def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
-        err, credit = model.split_error(error)
+        err = model.split_error(error)[0]
         weights = set(model.weight_indices)
-        for i in reversed(range(len(model.layers))):
-            layer = model.layers[i]
+        for i, credit in backward_credits(model, output, error):
             if i in weights:
-                layer.set_grads(output.inputs[i], err, credit)
-            if i > 0:
-                credit = layer.input_credit(credit, output.saved(i))
+                model.layers[i].set_grads(output.inputs[i], err, credit)
 
 
 @register_rule("bp-autograd")

@@ -39,3 +39,7 @@ class DFA(Rule):
 
     def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
         set_broadcast_grads(model, output, error, self.signals(error))
+
+    def hidden_signals(self, model: Network, output: Trace, error: torch.Tensor) -> list[torch.Tensor]:
+        """``e @ B_l`` per hidden layer."""
+        return self.signals(error)

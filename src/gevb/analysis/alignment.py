@@ -1,0 +1,77 @@
+"""How closely a rule follows the gradient (SPEC §6): angles between its signals and updates and BP's.
+
+- *signal angle* of hidden layer l: per example, the angle between the signal the rule delivers to
+  the layer's output before the gate (all ones for GEVB, ``e @ B_l`` for DFA; ``Rule.hidden_signals``)
+  and exact BP's signal there, then the mean over the batch (examples where either is zero are left out).
+- *update angle* of weight layer l: the angle between the rule's batch-mean weight update and
+  the true gradient (both as set on ``.grad`` before the optimizer), flattened.
+
+The model's parameters and their ``.grad`` are left as they were.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gevb.models import Network
+from gevb.rules import Rule, loss_and_error, make_rule
+
+
+def angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row angle in degrees between ``a`` and ``b`` (B, ...) flattened to (B, D); NaN where a row is zero."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    cosine = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+    return torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0)))
+
+
+def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Angle in degrees between two tensors of any (equal) shape, flattened; NaN if either is zero."""
+    return angles_deg(a.reshape(1, -1), b.reshape(1, -1)).item()
+
+
+def layer_names(model: Network) -> list[str]:
+    """``layers.<i>`` of every weight layer, the readout last."""
+    return [f"layers.{i}" for i in model.weight_indices]
+
+
+def weight_updates(model: Network, rule: Rule, x: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+    """The weight gradients ``rule`` sets on ``x``, one per weight layer (copies)."""
+    with torch.set_grad_enabled(rule.needs_graph):
+        output = model.trace(x)
+    rule.set_grads(model, output, target)
+    return [layer.weight.grad.detach().clone() for layer in model.weight_layers]
+
+
+def measure_alignment(
+    model: Network, rule: Rule, x: torch.Tensor, target: torch.Tensor, reference: Rule | None = None
+) -> dict[str, dict[str, float | None]]:
+    """Signal angles (hidden layers) and update angles (every weight layer) of ``rule`` against exact BP.
+
+    x: (B, *input_shape); target: (B,). Returns ``{"signal_deg": {name: deg}, "update_deg": {name: deg}}``
+    keyed by ``layer_names``; None where undefined (all signals zero). ``reference``: a ``bp`` rule
+    for ``model`` (built when None).
+    """
+    reference = reference or make_rule("bp", model)
+    saved = [param.grad for param in model.parameters()]
+    try:
+        with torch.no_grad():
+            output = model.trace(x)
+            error = loss_and_error(output.logits, target)[1]
+            delivered = rule.hidden_signals(model, output, error)
+            true = reference.hidden_signals(model, output, error)
+        updates = weight_updates(model, rule, x, target)
+        gradients = weight_updates(model, reference, x, target)
+    finally:
+        for param, grad in zip(model.parameters(), saved, strict=True):
+            param.grad = grad
+    names = layer_names(model)
+    hidden = zip(names[:-1], delivered, true, strict=True)
+    signal = {name: _finite(angles_deg(d, t).nanmean().item()) for name, d, t in hidden}
+    update = {name: _finite(angle_deg(u, g)) for name, u, g in zip(names, updates, gradients, strict=True)}
+    return {"signal_deg": signal, "update_deg": update}
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
