@@ -7,6 +7,7 @@ status 2 and one line on stderr; set ``GEVB_TRACEBACK=1`` to see the traceback i
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -18,13 +19,26 @@ from typing import Any
 from tqdm import tqdm
 
 from gevb.analysis.report import write_report
+from gevb.analysis.sign import sign_check
+from gevb.analysis.width import width_scaling, width_table
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.data import DATASETS
-from gevb.grid import GRID_MODELS, GRID_RULES, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
+from gevb.files import atomic_file
+from gevb.grid import (
+    GRID_MODELS,
+    GRID_RULES,
+    broadcast_rule,
+    grid_runs,
+    paper_protocol,
+    parse_shard,
+    run_grid,
+    run_status,
+    shard,
+)
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.rules import RULES
-from gevb.training import Trainer, evaluate_run, train
+from gevb.training import Trainer, evaluate_run, load_run, train
 
 DEFAULTS = TrainConfig()
 
@@ -166,6 +180,63 @@ def print_report(report: dict[str, Any], quiet: bool = False) -> None:
     print(f"{report['runs']} runs; wrote {', '.join(report['files'])}")
 
 
+def save_figure(make: Callable[[], Any], path: str) -> None:
+    """Draw and save a figure to ``path`` atomically, or say how to get matplotlib."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"note: no figure written ({path}): pip install 'gevb[plots]'", file=sys.stderr)
+        return
+    with atomic_file(path) as file:
+        make().savefig(file, format="png", dpi=120)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def command_width_scaling(args: argparse.Namespace) -> int:
+    log, _ = emitters(args.json, args.quiet)
+    result = width_scaling(
+        args.model, args.widths, args.seeds, args.dataset, args.batch_size, args.device, args.data_dir, args.download,
+        log=log,
+    )  # fmt: skip
+    if not args.json:
+        print(width_table(result))
+        print("summary: " + ", ".join(f"{key} {value:.3g}" for key, value in result["summary"].items()))
+    if args.plot:
+        from gevb.analysis.plots import width_scaling_figure
+
+        save_figure(lambda: width_scaling_figure(result), args.plot.format(model=args.model))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def command_sign_check(args: argparse.Namespace) -> int:
+    if args.run:
+        trainer, _ = load_run(args.run, args.device, args.data_dir, args.download)
+        what = f"{args.run} (epoch {trainer.epoch})"
+    else:
+        rule = args.rule or broadcast_rule(args.model)
+        config = TrainConfig(
+            dataset=args.dataset, model=args.model, rule=rule, sign=args.sign, seed=args.seed, device=args.device,
+            data_dir=args.data_dir, download=args.download,
+        )  # fmt: skip
+        trainer, what = Trainer(config), "a fresh model (initialization)"
+    config, train_split = trainer.config, trainer.data.train
+    if args.examples < 1:
+        raise ValueError(f"--examples must be at least 1, got {args.examples}")
+    x, y = train_split.x[: args.examples], train_split.y[: args.examples]
+    result = sign_check(trainer.model, trainer.rule, x, y)
+    if args.json:
+        print(json.dumps({"config": config.to_dict(), "examples": len(x), "layers": result}))
+        return 0
+    print(f"{config.model} / {config.rule} / {config.sign} on {config.dataset}, {what}, {len(x)} examples:")
+    print("fraction of weights whose update and BP gradient have opposite signs, per example")
+    for name, row in result.items():
+        print(
+            f"  {name:>10}: mean {row['mean_fraction']:.4%}  max {row['max_fraction']:.4%}  "
+            f"examples with any {row['examples_with_any']:.1%}"
+        )
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     print_report(write_report(args.dir))
     return 0
@@ -241,6 +312,52 @@ def build_parser() -> Parser:
     )
     report.add_argument("dir", metavar="DIR")
     report.set_defaults(handler=command_report)
+
+    width = commands.add_parser(
+        "width-scaling",
+        help="angle between GEVB and BP updates against width, at initialization",
+        description="For each hidden width and seed, a fresh network's per-layer angle between its rule's update "
+        "and the BP gradient on one batch: GEVB in the nonneg and mixed VNN, DFA in the conventional network "
+        "(SPEC §6). Prints a table and the fitted log-log slopes; --json ends with one JSON object.",
+    )
+    width.add_argument("--model", default="fc-vec", choices=("fc-vec", "conv-vec", "lc-vec"), help="(default: fc-vec)")
+    width.add_argument(
+        "--widths", type=widths_list, metavar="N,N,...",
+        help="hidden widths to try (default: 64..2048 doubling for fc-vec, 16..256 conv-vec, 16..128 lc-vec)",
+    )  # fmt: skip
+    width.add_argument("--seeds", type=int, default=3, help="fresh networks per width (default: 3)")
+    width.add_argument("--dataset", default="digits", choices=DATASETS, help="inputs of the batch (default: digits)")
+    width.add_argument("--batch-size", type=int, default=128, help="examples in the batch (default: 128)")
+    width.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    width.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: search)")
+    width.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")
+    width.add_argument(
+        "--plot", metavar="FILE", default="width-scaling-{model}.png",
+        help="log-log figure to write; empty for none (default: width-scaling-{model}.png)",
+    )  # fmt: skip
+    width.add_argument("--json", action="store_true", help="end with the full data as one JSON line (default: off)")
+    width.add_argument("--quiet", action="store_true", help="no per-width lines (default: off)")
+    width.set_defaults(handler=command_width_scaling)
+
+    sign = commands.add_parser(
+        "sign-check",
+        help="fraction of weights whose update opposes the BP gradient, per example",
+        description="Per example (batch of one), the fraction of each layer's weights where the rule's update and "
+        "the BP gradient have opposite signs (SPEC §6): 0 for fully connected nonneg VNNs under GEVB. Checks a "
+        "saved run, or a fresh model built from the flags.",
+    )
+    sign.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
+    sign.add_argument("--model", default="fc-vec", choices=ARCHITECTURES, help="fresh model (default: fc-vec)")
+    sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
+    sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
+    sign.add_argument("--seed", type=int, default=0, help="fresh model's seed (default: 0)")
+    sign.add_argument("--dataset", default="digits", choices=DATASETS, help="fresh model's data (default: digits)")
+    sign.add_argument("--examples", type=int, default=64, help="first N training examples (default: 64)")
+    sign.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    sign.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: search)")
+    sign.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")
+    sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    sign.set_defaults(handler=command_sign_check)
     return parser
 
 

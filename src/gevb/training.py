@@ -252,10 +252,11 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
     return Trainer(config, out, resume, **options).fit()
 
 
-def evaluate_run(
+def load_run(
     path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False
-) -> dict[str, Any]:
-    """Train/test loss and error of the model saved in a run folder or checkpoint file."""
+) -> tuple[Trainer, dict[str, Any]]:
+    """A ``Trainer`` (writing nothing) holding the model and rule saved in a run folder or checkpoint file,
+    and the checkpoint. ``device``, ``data_dir``, ``download`` replace the run's own."""
     path = Path(path)
     checkpoint_path = RunFolder(path).checkpoint_path if path.is_dir() else path
     checkpoint = load_checkpoint(checkpoint_path)
@@ -263,4 +264,14 @@ def evaluate_run(
     config = config.replace(device=device, data_dir=data_dir or config.data_dir, download=download)
     trainer = Trainer(config)
     load_module_state(trainer.model, checkpoint["model"], f"model {config.model!r}", checkpoint_path)
-    return {**trainer.evaluate(), "epoch": checkpoint["epoch"], "config": config.to_dict()}
+    load_module_state(trainer.rule, checkpoint["rule"], f"rule {config.rule!r}", checkpoint_path)
+    trainer.epoch = checkpoint["epoch"]
+    return trainer, checkpoint
+
+
+def evaluate_run(
+    path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False
+) -> dict[str, Any]:
+    """Train/test loss and error of the model saved in a run folder or checkpoint file."""
+    trainer, _ = load_run(path, device, data_dir, download)
+    return {**trainer.evaluate(), "epoch": trainer.epoch, "config": trainer.config.to_dict()}

@@ -12,6 +12,8 @@ The model's parameters and their ``.grad`` are left as they were.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -36,8 +38,19 @@ def layer_names(model: Network) -> list[str]:
     return [f"layers.{i}" for i in model.weight_indices]
 
 
+@contextmanager
+def grads_kept(model: Network) -> Iterator[None]:
+    """Restore every parameter's ``.grad`` on exit, so a measurement leaves training state as it was."""
+    saved = [param.grad for param in model.parameters()]
+    try:
+        yield
+    finally:
+        for param, grad in zip(model.parameters(), saved, strict=True):
+            param.grad = grad
+
+
 def weight_updates(model: Network, rule: Rule, x: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
-    """The weight gradients ``rule`` sets on ``x``, one per weight layer (copies)."""
+    """The weight gradients ``rule`` sets on ``x``, one per weight layer (copies; ``.grad`` is overwritten)."""
     with torch.set_grad_enabled(rule.needs_graph):
         output = model.trace(x)
     rule.set_grads(model, output, target)
@@ -54,8 +67,7 @@ def measure_alignment(
     for ``model`` (built when None).
     """
     reference = reference or make_rule("bp", model)
-    saved = [param.grad for param in model.parameters()]
-    try:
+    with grads_kept(model):
         with torch.no_grad():
             output = model.trace(x)
             error = loss_and_error(output.logits, target)[1]
@@ -63,9 +75,6 @@ def measure_alignment(
             true = reference.hidden_signals(model, output, error)
         updates = weight_updates(model, rule, x, target)
         gradients = weight_updates(model, reference, x, target)
-    finally:
-        for param, grad in zip(model.parameters(), saved, strict=True):
-            param.grad = grad
     names = layer_names(model)
     hidden = zip(names[:-1], delivered, true, strict=True)
     signal = {name: _finite(angles_deg(d, t).nanmean().item()) for name, d, t in hidden}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import ScalarFormatter
 
 from gevb.analysis.report import COLUMNS, DATASET_TITLES, ROW_TITLES, Run, column_rule
 
@@ -76,3 +77,39 @@ def draw_panel(ax, model: str, runs: Sequence[Run]) -> None:
     handles += [Line2D([], [], color="k", label="test"), Line2D([], [], color="k", linestyle="--", label="train")]
     ax.set_ylim(bottom=0)
     ax.legend(handles=handles, fontsize=7, loc="upper right")
+
+
+NETWORK_TITLES = {
+    "gevb-nonneg": "GEVB, nonneg VNN",
+    "gevb-mixed": "GEVB, mixed VNN",
+    "dfa-nonneg": "DFA, conventional nonneg",
+    "dfa-mixed": "DFA, conventional mixed",
+}
+
+
+def width_scaling_figure(result: dict) -> Figure:
+    """Log-log angle to BP against width, one panel per network of ``gevb.analysis.width``, one line per
+    hidden layer (mean ± std over seeds) with its fitted slope in the legend."""
+    keys = list(result["networks"])
+    figure = Figure(figsize=(4.0 * len(keys), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(keys), squeeze=False, sharey=True)[0]
+    widths = np.array(result["widths"])
+    for ax, key in zip(axes, keys, strict=True):
+        net = result["networks"][key]
+        mean, std = np.array(net["mean_deg"]), np.array(net["std_deg"])
+        for i, layer in enumerate(net["layers"]):
+            ax.errorbar(widths, mean[:, i], yerr=std[:, i], marker="o", markersize=3, capsize=2,
+                        label=f"hidden {i + 1}, {layer} (slope {net['slope'][i]:+.2f})")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_yscale("log")
+        ax.set_title(NETWORK_TITLES.get(key, key))
+        ax.set_xlabel("hidden width (units or channels)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("angle to BP update (degrees)")
+    figure.suptitle(
+        f"{result['model']} at initialization, {result['dataset']}, batch {result['batch_size']}, "
+        f"{result['seeds']} seeds"
+    )
+    return figure
