@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from gevb.analysis.clusters import cluster_quality
 from gevb.analysis.report import write_report
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
@@ -36,7 +37,7 @@ from gevb.grid import (
     shard,
 )
 from gevb.init import SIGNS
-from gevb.models import ARCHITECTURES
+from gevb.models import ARCHITECTURES, build_model
 from gevb.rules import RULES
 from gevb.training import Trainer, evaluate_run, load_run, train
 
@@ -237,6 +238,38 @@ def command_sign_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_cluster_quality(args: argparse.Namespace) -> int:
+    trainer, _ = load_run(args.run, args.device, args.data_dir, args.download)
+    c, data = trainer.config, trainer.data
+    initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=trainer.device)
+    split = data.test if args.split == "test" else data.train
+    if args.examples < 10:
+        raise ValueError(f"--examples must be at least 10, got {args.examples}")
+    x, y = split.x[: args.examples], split.y[: args.examples]
+    result = cluster_quality(initial, trainer.model, x, y)
+    summary = {
+        "run": str(args.run), "model": c.model, "rule": c.rule, "sign": c.sign, "dataset": c.dataset,
+        "epoch": trainer.epoch, "split": args.split, "examples": len(x), "initial_ratio": result["initial"]["ratio"],
+        "trained_ratio": result["trained"]["ratio"], "improvement": result["improvement"],
+    }  # fmt: skip
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    plot = args.plot or str(run_dir / "cluster-quality.png")
+    if plot != "-":
+        from gevb.analysis.plots import cluster_figure
+
+        title = f"{c.model} / {c.rule} / {c.sign} on {c.dataset}, epoch {trainer.epoch}: last conv block features"
+        save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"within-class / overall RMS distance of the t-SNE embedding ({len(x)} {args.split} examples): "
+            f"{summary['initial_ratio']:.3f} at initialization, {summary['trained_ratio']:.3f} after "
+            f"{trainer.epoch} epochs (improvement {summary['improvement']:+.3f})"
+        )
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     print_report(write_report(args.dir))
     return 0
@@ -358,6 +391,25 @@ def build_parser() -> Parser:
     sign.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")
     sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
     sign.set_defaults(handler=command_sign_check)
+
+    clusters = commands.add_parser(
+        "cluster-quality",
+        help="t-SNE cluster quality of the last conv block's features, before and after training",
+        description="The paper's t-SNE analysis (SPEC §7): features of the last convolutional block at "
+        "initialization and after training, PCA then 2-D t-SNE, and the ratio of mean within-class to overall "
+        "RMS distance (lower is better separated). Writes a scatter figure.",
+    )
+    clusters.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved conv or lc run")
+    clusters.add_argument("--examples", type=int, default=1000, help="first N examples of the split (default: 1000)")
+    clusters.add_argument("--split", default="test", choices=("test", "train"), help="(default: test)")
+    clusters.add_argument(
+        "--plot", metavar="FILE", help="figure to write, - for none (default: RUN_DIR/cluster-quality.png)"
+    )
+    clusters.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    clusters.add_argument("--data-dir", metavar="DIR", help="folder holding the data set (default: as trained)")
+    clusters.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")
+    clusters.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    clusters.set_defaults(handler=command_cluster_quality)
     return parser
 
 

@@ -113,3 +113,21 @@ def width_scaling_figure(result: dict) -> Figure:
         f"{result['seeds']} seeds"
     )
     return figure
+
+
+def cluster_figure(result: dict, labels: np.ndarray, title: str) -> Figure:
+    """The t-SNE embeddings at initialization and after training side by side, coloured by class."""
+    figure = Figure(figsize=(10, 4.8), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for ax, name in zip(axes, ("initial", "trained"), strict=True):
+        points = result[name]["embedding"]
+        for c in np.unique(labels):
+            chosen = labels == c
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=4, color=f"C{c % 10}", label=str(c))
+        when = "at initialization" if name == "initial" else "after training"
+        ax.set_title(f"{when}: within/overall RMS distance {result[name]['ratio']:.3f}")
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
+    axes[1].legend(title="class", fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.suptitle(title)
+    return figure

@@ -104,6 +104,13 @@ class Network(nn.Module):
             a = layer.gate_(a)[0] if isinstance(layer, TGate) else layer(a)
         return self._logits(a)
 
+    def activation_before(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """The input of ``layers[index]`` for the batch x: (B, *input_shape), e.g. (B, K, C, H, W)."""
+        a = self._prepare(x)
+        for layer in self.layers[:index]:
+            a = layer.gate_(a)[0] if isinstance(layer, TGate) else layer(a)
+        return a
+
     def trace(self, x: torch.Tensor) -> Trace:
         """Forward pass that keeps every layer's input and every gate's mask for a learning rule.
 
