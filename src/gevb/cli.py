@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gevb.analysis.clusters import cluster_quality
-from gevb.analysis.report import write_report
+from gevb.analysis.report import Run, write_report
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
 from gevb.config import TrainConfig, config_from_mapping, load_config
@@ -39,6 +39,7 @@ from gevb.grid import (
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
 from gevb.rules import RULES
+from gevb.runs import RunFolder
 from gevb.training import Trainer, evaluate_run, load_run, train
 
 DEFAULTS = TrainConfig()
@@ -270,6 +271,20 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_plot(args: argparse.Namespace) -> int:
+    folder = RunFolder(args.run)
+    if not folder.holds_run():
+        raise ValueError(f"{args.run} holds no gevb run (no config.yaml); pass a --out folder of gevb train")
+    metrics = folder.read_metrics()
+    if not metrics:
+        raise ValueError(f"{args.run} has no evaluation yet; train it further or pass another run")
+    from gevb.analysis.plots import run_figure
+
+    run = Run(folder.path, folder.read_config(), metrics, folder.read_result())
+    save_figure(lambda: run_figure(run), args.out or str(folder.path / "curves.png"))
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     print_report(write_report(args.dir))
     return 0
@@ -410,6 +425,16 @@ def build_parser() -> Parser:
     clusters.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")
     clusters.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
     clusters.set_defaults(handler=command_cluster_quality)
+
+    plot = commands.add_parser(
+        "plot",
+        help="learning and alignment curves of one run",
+        description="Draw a run's error against epoch and, if it was trained with --track-alignment, every "
+        "layer's signal and update angle to BP (needs the plots extra).",
+    )
+    plot.add_argument("run", metavar="RUN_DIR")
+    plot.add_argument("--out", metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
+    plot.set_defaults(handler=command_plot)
     return parser
 
 

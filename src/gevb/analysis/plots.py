@@ -131,3 +131,33 @@ def cluster_figure(result: dict, labels: np.ndarray, title: str) -> Figure:
     axes[1].legend(title="class", fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.suptitle(title)
     return figure
+
+
+def run_figure(run: Run) -> Figure:
+    """One run: error against epoch, and, when it tracked alignment, each layer's signal and update angle."""
+    aligned = [record for record in run.metrics if "alignment" in record]
+    figure = Figure(figsize=(13 if aligned else 5, 3.8), layout="constrained")
+    axes = figure.subplots(1, 3 if aligned else 1, squeeze=False)[0]
+    epochs = [record["epoch"] for record in run.metrics]
+    for key, style in (("test_error", "-"), ("train_error", "--")):
+        axes[0].plot(epochs, [r[key] for r in run.metrics], style, marker="o", markersize=3, color="k",
+                     label=key.split("_")[0])  # fmt: skip
+    axes[0].set_title("error")
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(bottom=0)
+    panels = (("signal_deg", "signal angle to BP (hidden layers)"), ("update_deg", "update angle to BP gradient"))
+    for ax, (key, title) in zip(axes[1:], panels if aligned else (), strict=True):
+        for layer in aligned[0]["alignment"][key]:
+            angles = [np.nan if r["alignment"][key][layer] is None else r["alignment"][key][layer] for r in aligned]
+            ax.plot([r["epoch"] for r in aligned], angles, marker="o", markersize=3, label=layer)
+        ax.axhline(90, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_ylim(0, 100)
+        ax.set_title(title)
+        ax.set_ylabel("degrees")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    c = run.config
+    figure.suptitle(f"{c.model} / {c.rule} / {c.sign} on {DATASET_TITLES.get(c.dataset, c.dataset)}, seed {c.seed}")
+    return figure
