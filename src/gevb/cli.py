@@ -40,7 +40,7 @@ from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
 from gevb.rules import RULES
 from gevb.runs import RunFolder
-from gevb.training import Trainer, evaluate_run, load_run, train
+from gevb.training import NonFiniteError, Trainer, evaluate_run, load_run, train
 
 DEFAULTS = TrainConfig()
 
@@ -77,6 +77,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "track_alignment": {
             "action": "store_true",
             "help": "at every evaluation, record each layer's angle to BP on a fixed batch of 128 training examples",
+        },
+        "on_nonfinite": {
+            "choices": ("stop", "skip"),
+            "help": "at a non-finite loss or weight: stop (exit 3, last good checkpoint kept) or skip the step "
+            "and halve the learning rate",
         },
         "device": {"help": "auto, cpu, cuda or cuda:N"},
         "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
@@ -169,8 +174,12 @@ def command_reproduce(args: argparse.Namespace) -> int:
             print(f"{run.name}\t{run_status(out, run)}")
         return 0
     log, _ = emitters(False, args.quiet)
-    run_grid(runs, out, log=log, progress=not args.quiet and sys.stderr.isatty())
+    results = run_grid(runs, out, log=log, progress=not args.quiet and sys.stderr.isatty())
     print_report(write_report(out), args.quiet)
+    failed = [result for result in results if "error" in result]
+    if failed:
+        print(f"gevb reproduce: {len(failed)} runs stopped at a non-finite loss or weight (see above)", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -452,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"gevb {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except NonFiniteError as error:
+        print(f"gevb {args.command}: error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"gevb {args.command}: interrupted; continue a run with --out DIR --resume", file=sys.stderr)
         return 130

@@ -22,6 +22,7 @@ from gevb.rules import RULES
 from gevb.rules.base import valid_pairs
 
 DEVICES = ("auto", "cpu", "cuda")
+NONFINITE_POLICIES = ("stop", "skip")
 
 
 @dataclass
@@ -41,13 +42,17 @@ class TrainConfig:
     stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
     eval_batch_size: int = 256
     track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.analysis.alignment)
+    on_nonfinite: str = "stop"  # stop: end the run at a non-finite loss or weight; skip: skip the step, halve lr
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: str | None = None
     download: bool = False
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad value and its fix; return self."""
-        choices = {"dataset": DATASETS, "model": ARCHITECTURES, "rule": tuple(RULES), "sign": SIGNS}
+        choices = {
+            "dataset": DATASETS, "model": ARCHITECTURES, "rule": tuple(RULES), "sign": SIGNS,
+            "on_nonfinite": NONFINITE_POLICIES,
+        }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(allowed)}")

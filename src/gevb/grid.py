@@ -18,7 +18,7 @@ from gevb.config import TrainConfig
 from gevb.data import load_dataset
 from gevb.init import SIGNS
 from gevb.runs import RunFolder
-from gevb.training import Trainer, resolve_device
+from gevb.training import NonFiniteError, Trainer, resolve_device
 
 GRID_MODELS = ("fc-vec", "fc", "conv-vec", "conv", "lc-vec", "lc")  # the tables' row order
 GRID_RULES = ("gevb", "dfa", "bp")
@@ -118,7 +118,8 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Train every unfinished run of ``runs`` in ``out/<name>`` (resuming partial ones); return all results.
 
-    The data set is read once. Every folder is checked before any training starts, so a folder
+    A run that stops at a non-finite loss or weight gets ``{"error": message, "config": ...}`` and
+    the grid goes on. The data set is read once. Every folder is checked before any training starts, so a folder
     holding a different run stops the command before it spends time.
     """
     out = Path(out)
@@ -135,10 +136,16 @@ def run_grid(
         if data is None:
             config = run.config
             data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
-        result = Trainer(run.config, folder.path, resume=True, progress=progress, data=data).fit()
+        counter = f"[{todo.index(run) + 1}/{len(todo)}] {run.name}"
+        try:
+            result = Trainer(run.config, folder.path, resume=True, progress=progress, data=data).fit()
+        except NonFiniteError as error:  # one diverging run does not stop the grid
+            results.append({"error": str(error), "config": run.config.to_dict()})
+            log(f"{counter}: {error}")
+            continue
         results.append(result)
         log(
-            f"[{todo.index(run) + 1}/{len(todo)}] {run.name}: test {result['test_error']:.2f}% "
-            f"(train {result['train_error']:.2f}%), {result['epochs']} epochs, {result['seconds']:.1f} s"
+            f"{counter}: test {result['test_error']:.2f}% (train {result['train_error']:.2f}%), "
+            f"{result['epochs']} epochs, {result['seconds']:.1f} s"
         )
     return results

@@ -28,6 +28,12 @@ from gevb.rules import make_rule, train_step
 from gevb.runs import RunFolder
 
 Log = Callable[[str], None]
+
+
+class NonFiniteError(ArithmeticError):
+    """Training met a non-finite loss or weight (``on_nonfinite="stop"``); the CLI exits with status 3."""
+
+
 ALIGNMENT_BATCH = 128  # the fixed training examples of --track-alignment
 
 
@@ -112,6 +118,7 @@ class Trainer:
         self.rule = make_rule(config.rule, self.model, config.seed).to(self.device)
         self.optimizer = make_optimizer(self.model, config.lr)
         self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
+        self.skipped_last_step = False
         self.last_eval: dict[str, Any] | None = None
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -151,18 +158,56 @@ class Trainer:
     def train_epoch(self, bar: tqdm, max_steps: int | None = None) -> float:
         """One pass over a fresh permutation of the training split; returns the mean batch loss."""
         train = self.data.train
-        total, steps = torch.zeros((), device=self.device), 0
+        total, steps, taken = torch.zeros((), device=self.device), 0, 0
         for index in batch_indices(len(train), self.config.batch_size, self.batch_order, self.device):
-            total += train_step(self.model, self.rule, self.optimizer, train.x[index], train.y[index])
+            loss = train_step(self.model, self.rule, self.optimizer, train.x[index], train.y[index], self.before_step)
+            if not self.skipped_last_step:
+                total += loss
+                taken += 1
             steps += 1
             bar.update(1)
             if steps == max_steps:
                 break
-        return total.item() / steps
+        self.check_finite(total)
+        return total.item() / max(taken, 1)
+
+    def before_step(self, loss: torch.Tensor) -> bool:
+        """Between the rule and the optimizer: with ``on_nonfinite="skip"``, skip a step whose loss or
+        gradients are not finite and halve the learning rate (kept in the optimizer's checkpointed state)."""
+        self.skipped_last_step = False
+        if self.config.on_nonfinite != "skip":
+            return True
+        grads = [param.grad for param in self.model.parameters() if param.grad is not None]
+        if torch.isfinite(loss + torch.stack([grad.sum() for grad in grads]).sum()):
+            return True
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 0.5
+        self.skipped_last_step = True
+        self.log(f"epoch {self.epoch + 1}: non-finite loss or gradient; step skipped, lr halved to {group['lr']:.3g}")
+        return False
+
+    def check_finite(self, total_loss: torch.Tensor) -> None:
+        """Raise NonFiniteError if the epoch's summed loss or any weight is not finite."""
+        bad_weights = not all(bool(torch.isfinite(param).all()) for param in self.model.parameters())
+        bad_loss = not bool(torch.isfinite(total_loss))
+        if not (bad_loss or bad_weights):
+            return
+        what = " and ".join(name for name, bad in (("loss", bad_loss), ("weights", bad_weights)) if bad)
+        if self.folder is None:
+            kept = "nothing was saved (no --out)"
+        elif self.folder.checkpoint_path.exists():
+            kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.folder.path}"
+        else:
+            kept = f"no checkpoint was written yet in {self.folder.path}"
+        raise NonFiniteError(
+            f"non-finite {what} in epoch {self.epoch + 1}; training stopped and {kept}. "
+            "Lower --lr, check the data, or pass --on-nonfinite skip"
+        )
 
     def evaluate(self, limit: int | None = None) -> dict[str, Any]:
         """Loss and error % on both splits (their first ``limit`` examples); with ``track_alignment``, also
-        ``alignment``: each layer's angles to BP on the first ``ALIGNMENT_BATCH`` training examples."""
+        ``alignment``: each layer's angles to BP on the first ``ALIGNMENT_BATCH`` training examples
+        (``signal_deg``, ``update_deg``; ``gevb.analysis.alignment``) and the ``seconds`` they took."""
         size = self.config.eval_batch_size
         train_loss, train_error = evaluate(self.model, self.data.train, size, limit)
         test_loss, test_error = evaluate(self.model, self.data.test, size, limit)
@@ -170,7 +215,9 @@ class Trainer:
         metrics |= {"test_loss": test_loss, "test_error": test_error}
         if self.config.track_alignment:
             x, y = self.data.train.x[:ALIGNMENT_BATCH], self.data.train.y[:ALIGNMENT_BATCH]
+            start = time.perf_counter()
             metrics["alignment"] = measure_alignment(self.model, self.rule, x, y)
+            metrics["alignment"]["seconds"] = time.perf_counter() - start
         return metrics
 
     @property

@@ -6,7 +6,7 @@ A rule's one job is to set ``.grad`` on the model's parameters from ``(model, ou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import torch
@@ -143,15 +143,23 @@ def set_broadcast_grads(
 
 
 def train_step(
-    model: Network, rule: Rule, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor
+    model: Network,
+    rule: Rule,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    before_step: Callable[[torch.Tensor], bool] | None = None,
 ) -> torch.Tensor:
     """One update: forward, ``rule.set_grads``, ``optimizer.step()``, ``model.apply_constraint()``.
 
-    x: (B, *input_shape); target: (B,). Returns the batch's mean loss before the step.
+    x: (B, *input_shape); target: (B,). ``before_step(loss)``, if given, runs once the gradients are
+    set; it may change them (e.g. average them across processes) and returns False to skip the
+    update. Returns the batch's mean loss before the step.
     """
     with torch.set_grad_enabled(rule.needs_graph):
         output = model.trace(x)
     loss = rule.set_grads(model, output, target)
-    optimizer.step()
-    model.apply_constraint()
+    if before_step is None or before_step(loss):
+        optimizer.step()
+        model.apply_constraint()
     return loss
