@@ -36,7 +36,9 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     Trainer(SMALL.replace(epochs=2), run).fit()
     good = load_checkpoint(run / "checkpoint.pt")
     trainer = Trainer(SMALL.replace(epochs=4), run, resume=True, data=poisoned_digits())
-    with pytest.raises(NonFiniteError, match=r"non-finite loss and weights in epoch 3.*last good checkpoint \(epoch 2\)"):
+    with pytest.raises(
+        NonFiniteError, match=r"non-finite loss and weights in epoch 3.*last good checkpoint \(epoch 2\)"
+    ):
         trainer.fit()
     kept = load_checkpoint(run / "checkpoint.pt")
     assert kept["epoch"] == 2

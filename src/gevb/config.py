@@ -7,6 +7,7 @@ The resolved configuration is saved as ``config.yaml`` in every run folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -61,8 +62,10 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.widths is not None and (not self.widths or min(self.widths) < 1):
             raise ValueError(f"widths must be positive integers, e.g. 1024,512; got {self.widths}")
         if self.device.split(":")[0] not in DEVICES or self.device.count(":") > 1:
@@ -127,6 +130,8 @@ def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfi
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         raise ValueError(f"{path} is not valid YAML{line}; fix the file or pass options as flags") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a config; it should be a flat mapping") from None
     return config_from_mapping({} if mapping is None else mapping, str(path), base)
 
 
