@@ -153,7 +153,7 @@ def test_config_layers_and_validation(tmp_path):
         ({"rule": "dfa"}, "rule 'dfa' does not train model 'fc-vec'"),
         ({"model": "mlp"}, "unknown model 'mlp'"),
         ({"epochs": 0}, "epochs must be at least 1"),
-        ({"lr": -1.0}, "lr must be positive"),
+        ({"lr": -1.0}, "lr must be a positive finite number"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
     ]
     for mapping, message in invalid:

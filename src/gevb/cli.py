@@ -24,6 +24,7 @@ from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.data import DATASETS
+from gevb.distributed import is_main_process
 from gevb.files import atomic_file
 from gevb.grid import (
     GRID_MODELS,
@@ -120,6 +121,8 @@ def command_train(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     log, emit = emitters(args.json, args.quiet)
     progress = not args.quiet and sys.stderr.isatty()
+    if not is_main_process():  # a torchrun worker of rank > 0: rank 0 speaks for all
+        log, emit = (lambda line: None), (lambda *a, **k: None)
     if args.dry_run:
         result = Trainer(config, log=log).dry_run()
     else:

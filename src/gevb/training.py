@@ -23,6 +23,14 @@ from gevb.analysis.alignment import measure_alignment
 from gevb.checkpoint import capture_rng, load_checkpoint, load_module_state, restore_rng, save_checkpoint
 from gevb.config import TrainConfig, config_from_mapping
 from gevb.data import Dataset, Split, load_dataset
+from gevb.distributed import (
+    ProcessGroup,
+    average_over_processes,
+    join_process_group,
+    local_part,
+    process_device,
+    sum_over_processes,
+)
 from gevb.models import Network, build_model
 from gevb.rules import make_rule, train_step
 from gevb.runs import RunFolder
@@ -69,18 +77,25 @@ def batch_indices(size: int, batch_size: int, generator: torch.Generator, device
 
 
 @torch.no_grad()
-def evaluate(model: Network, split: Split, batch_size: int, limit: int | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and error rate (%) of ``model`` on ``split`` (its first ``limit`` examples)."""
+def evaluate(
+    model: Network, split: Split, batch_size: int, limit: int | None = None, group: ProcessGroup | None = None
+) -> tuple[float, float]:
+    """Mean cross-entropy and error rate (%) of ``model`` on ``split`` (its first ``limit`` examples).
+
+    With a process ``group``, each process evaluates its contiguous share and the sums are combined.
+    """
     size = len(split) if limit is None else min(limit, len(split))
-    loss_sum = torch.zeros((), dtype=torch.float64, device=split.x.device)
-    wrong = torch.zeros((), dtype=torch.int64, device=split.x.device)
-    for start in range(0, size, batch_size):
-        end = min(start + batch_size, size)
-        x, y = split.x[start:end], split.y[start:end]
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-        wrong += (logits.argmax(1) != y).sum()
-    return loss_sum.item() / size, 100.0 * wrong.item() / size
+    mine = local_part(torch.arange(size), group)
+    sums = torch.zeros(2, dtype=torch.float64, device=split.x.device)  # loss sum, errors
+    if len(mine):
+        for start in range(int(mine[0]), int(mine[-1]) + 1, batch_size):
+            end = min(start + batch_size, int(mine[-1]) + 1)
+            x, y = split.x[start:end], split.y[start:end]
+            logits = model(x)
+            sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            sums[1] += (logits.argmax(1) != y).sum()
+    loss_sum, wrong = sum_over_processes(sums, group).tolist()
+    return loss_sum / size, 100.0 * wrong / size
 
 
 class Trainer:
@@ -89,6 +104,9 @@ class Trainer:
     ``out``: the run folder (None writes nothing); ``resume``: continue the run in ``out``;
     ``log``: called with one line per evaluation; ``progress``: show a tqdm bar on stderr;
     ``data``: the loaded ``config.dataset`` (to share one copy between runs; None loads it).
+
+    Under ``torchrun`` the processes train one model data-parallel (``gevb.distributed``); only
+    rank 0 logs and writes the run folder.
     """
 
     def __init__(
@@ -101,10 +119,14 @@ class Trainer:
         data: Dataset | None = None,
     ) -> None:
         self.config = config.validate()
-        self.device = resolve_device(config.device)
-        self.log, self.progress = log or (lambda line: None), progress
+        self.device = process_device(resolve_device(config.device))
+        self.group = join_process_group(self.device)
+        main = self.group is None or self.group.main
+        self.log, self.progress = (log or (lambda line: None)) if main else (lambda line: None), progress and main
         self.folder = RunFolder(out) if out is not None else None
         checkpoint = self.folder.check(config, resume) if self.folder is not None else None
+        if not main:
+            self.folder = None  # read the checkpoint, write nothing
         self.batch_order = seed_everything(config.seed)
         if data is None:
             data = load_dataset(config.dataset, config.data_dir, config.download, self.device)
@@ -118,7 +140,7 @@ class Trainer:
         self.rule = make_rule(config.rule, self.model, config.seed).to(self.device)
         self.optimizer = make_optimizer(self.model, config.lr)
         self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
-        self.skipped_last_step = False
+        self.skipped_last_step, self.batch_share = False, 1.0
         self.last_eval: dict[str, Any] | None = None
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -160,7 +182,14 @@ class Trainer:
         train = self.data.train
         total, steps, taken = torch.zeros((), device=self.device), 0, 0
         for index in batch_indices(len(train), self.config.batch_size, self.batch_order, self.device):
-            loss = train_step(self.model, self.rule, self.optimizer, train.x[index], train.y[index], self.before_step)
+            local = local_part(index, self.group)
+            self.batch_share = len(local) / len(index)
+            if len(local):
+                loss = train_step(
+                    self.model, self.rule, self.optimizer, train.x[local], train.y[local], self.before_step
+                )
+            else:
+                loss = self.idle_step()
             if not self.skipped_last_step:
                 total += loss
                 taken += 1
@@ -171,13 +200,26 @@ class Trainer:
         self.check_finite(total)
         return total.item() / max(taken, 1)
 
+    def idle_step(self) -> torch.Tensor:
+        """A process whose share of a short last batch is empty still joins the average and the step."""
+        for param in self.model.parameters():
+            param.grad = torch.zeros_like(param)
+        loss = torch.zeros((), device=self.device)
+        if self.before_step(loss):
+            self.optimizer.step()
+            self.model.apply_constraint()
+        return loss
+
     def before_step(self, loss: torch.Tensor) -> bool:
-        """Between the rule and the optimizer: with ``on_nonfinite="skip"``, skip a step whose loss or
-        gradients are not finite and halve the learning rate (kept in the optimizer's checkpointed state)."""
+        """Between the rule and the optimizer: average gradients and loss over processes (data parallel);
+        with ``on_nonfinite="skip"``, skip a step whose loss or gradients are not finite and halve the
+        learning rate (kept in the optimizer's checkpointed state)."""
         self.skipped_last_step = False
+        grads = [param.grad for param in self.model.parameters() if param.grad is not None]
+        if self.group is not None:
+            average_over_processes([*grads, loss.view(1)], self.batch_share)
         if self.config.on_nonfinite != "skip":
             return True
-        grads = [param.grad for param in self.model.parameters() if param.grad is not None]
         if torch.isfinite(loss + torch.stack([grad.sum() for grad in grads]).sum()):
             return True
         for group in self.optimizer.param_groups:
@@ -209,8 +251,8 @@ class Trainer:
         ``alignment``: each layer's angles to BP on the first ``ALIGNMENT_BATCH`` training examples
         (``signal_deg``, ``update_deg``; ``gevb.analysis.alignment``) and the ``seconds`` they took."""
         size = self.config.eval_batch_size
-        train_loss, train_error = evaluate(self.model, self.data.train, size, limit)
-        test_loss, test_error = evaluate(self.model, self.data.test, size, limit)
+        train_loss, train_error = evaluate(self.model, self.data.train, size, limit, self.group)
+        test_loss, test_error = evaluate(self.model, self.data.test, size, limit, self.group)
         metrics = {"train_loss": train_loss, "train_error": train_error}
         metrics |= {"test_loss": test_loss, "test_error": test_error}
         if self.config.track_alignment:
@@ -279,6 +321,7 @@ class Trainer:
             "stopped_early": self.stopped_early and self.config.stop_at_100,
             "seconds": self.seconds,
             "device": str(self.device),
+            "processes": 1 if self.group is None else self.group.world,
             "out": str(self.folder.path) if self.folder else None,
             "config": self.config.to_dict(),
         }

@@ -1,0 +1,67 @@
+"""Data-parallel training: 2 gloo processes under torchrun end where 1 process with the same global batch ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gevb.checkpoint import load_checkpoint
+from gevb.cli import main
+
+CASES = {
+    "gevb": ["--model", "fc-vec", "--rule", "gevb", "--widths", "16,12"],
+    "bp": ["--model", "conv-vec", "--rule", "bp", "--widths", "4,6,16"],
+    "dfa": ["--model", "conv", "--rule", "dfa", "--widths", "4,6,16", "--sign", "mixed"],
+}
+
+
+def torchrun(processes: int, argv: list[str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # "--" keeps torchrun from reading gevb's flags (it would take --sign for its --signals-to-handle)
+    return subprocess.run([*command, "-m", "gevb", "--", *argv], capture_output=True, text=True, timeout=300, env=env)
+
+
+def final_state(run: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return load_checkpoint(run / "checkpoint.pt")["model"], records
+
+
+def assert_same_training(parallel: Path, single: Path) -> None:
+    weights, records = final_state(parallel)
+    reference, reference_records = final_state(single)
+    for key, value in reference.items():
+        torch.testing.assert_close(weights[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    for record, expected in zip(records, reference_records, strict=True):
+        assert record["epoch"] == expected["epoch"]
+        assert record["test_error"] == pytest.approx(expected["test_error"], abs=0.3)  # at most one example
+        assert record["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("rule", list(CASES))
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, rule):
+    argv = ["train", *CASES[rule], "--epochs", "2", "--device", "cpu", "--quiet", "--json"]
+    done = torchrun(2, [*argv, "--out", str(tmp_path / "parallel")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["processes"] == 2  # only rank 0 speaks
+    assert main([*argv, "--out", str(tmp_path / "single")]) == 0
+    assert_same_training(tmp_path / "parallel", tmp_path / "single")
+
+
+def test_resume_under_torchrun_and_an_idle_process_on_short_batches(tmp_path):
+    """3 processes, batch 4: the last batch of each epoch (1,437 = 359 x 4 + 1) leaves ranks 1 and 2 without
+    examples; they still join the average and the step. The run is stopped after one epoch and resumed."""
+    argv = ["train", *CASES["gevb"], "--batch-size", "4", "--device", "cpu", "--quiet"]
+    first = torchrun(3, [*argv, "--epochs", "1", "--out", str(tmp_path / "parallel")])
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = torchrun(3, [*argv, "--epochs", "2", "--out", str(tmp_path / "parallel"), "--resume"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert main([*argv, "--epochs", "2", "--out", str(tmp_path / "single")]) == 0
+    assert_same_training(tmp_path / "parallel", tmp_path / "single")
