@@ -1,0 +1,51 @@
+"""The ``gevb`` command: a thin shell over the library, one module per group of subcommands.
+
+User errors (bad values, missing or corrupt files, a run folder holding another run) exit with
+status 2 and one line on stderr (``GEVB_TRACEBACK=1`` shows the traceback instead); a run stopped
+by a non-finite loss or weight exits with status 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from gevb.cli import analysis, experiments, train
+from gevb.cli.common import Parser
+from gevb.training import NonFiniteError
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="gevb", description="Train and evaluate networks with GEVB, BP and DFA.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in (train, experiments, analysis):
+        group.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gevb`` command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:  # output piped into e.g. `head`, which has closed it: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ValueError, OSError) as error:
+        if os.environ.get("GEVB_TRACEBACK"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"gevb {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except NonFiniteError as error:
+        print(f"gevb {args.command}: error: {error}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"gevb {args.command}: interrupted; continue a run with --out DIR --resume", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""``gevb width-scaling``, ``sign-check``, ``cluster-quality`` and ``plot``: how each rule follows the gradient."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gevb.analysis.clusters import cluster_quality
+from gevb.analysis.report import Run
+from gevb.analysis.sign import sign_check
+from gevb.analysis.width import width_scaling, width_table
+from gevb.cli.common import add_data_flags, emitters, save_figure, widths_list
+from gevb.config import TrainConfig
+from gevb.data import DATASETS
+from gevb.grid import broadcast_rule
+from gevb.init import SIGNS
+from gevb.models import ARCHITECTURES, build_model
+from gevb.rules import RULES
+from gevb.runs import RunFolder
+from gevb.training import Trainer, load_run
+
+
+def command_width_scaling(args: argparse.Namespace) -> int:
+    log, _ = emitters(args.json, args.quiet)
+    result = width_scaling(
+        args.model, args.widths, args.seeds, args.dataset, args.batch_size, args.device, args.data_dir, args.download,
+        log=log,
+    )  # fmt: skip
+    if not args.json:
+        print(width_table(result))
+        print("summary: " + ", ".join(f"{key} {value:.3g}" for key, value in result["summary"].items()))
+    if args.plot:
+        from gevb.analysis.plots import width_scaling_figure
+
+        save_figure(lambda: width_scaling_figure(result), args.plot.format(model=args.model))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def command_sign_check(args: argparse.Namespace) -> int:
+    if args.run:
+        trainer, _ = load_run(args.run, args.device, args.data_dir, args.download)
+        what = f"{args.run} (epoch {trainer.epoch})"
+    else:
+        rule = args.rule or broadcast_rule(args.model)
+        config = TrainConfig(
+            dataset=args.dataset, model=args.model, rule=rule, sign=args.sign, seed=args.seed, device=args.device,
+            data_dir=args.data_dir, download=args.download,
+        )  # fmt: skip
+        trainer, what = Trainer(config), "a fresh model (initialization)"
+    config, train_split = trainer.config, trainer.data.train
+    if args.examples < 1:
+        raise ValueError(f"--examples must be at least 1, got {args.examples}")
+    x, y = train_split.x[: args.examples], train_split.y[: args.examples]
+    result = sign_check(trainer.model, trainer.rule, x, y)
+    if args.json:
+        print(json.dumps({"config": config.to_dict(), "examples": len(x), "layers": result}))
+        return 0
+    print(f"{config.model} / {config.rule} / {config.sign} on {config.dataset}, {what}, {len(x)} examples:")
+    print("fraction of weights whose update and BP gradient have opposite signs, per example")
+    for name, row in result.items():
+        print(
+            f"  {name:>10}: mean {row['mean_fraction']:.4%}  max {row['max_fraction']:.4%}  "
+            f"examples with any {row['examples_with_any']:.1%}"
+        )
+    return 0
+
+
+def command_cluster_quality(args: argparse.Namespace) -> int:
+    trainer, _ = load_run(args.run, args.device, args.data_dir, args.download)
+    c, data = trainer.config, trainer.data
+    initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=trainer.device)
+    split = data.test if args.split == "test" else data.train
+    if args.examples < 10:
+        raise ValueError(f"--examples must be at least 10, got {args.examples}")
+    x, y = split.x[: args.examples], split.y[: args.examples]
+    result = cluster_quality(initial, trainer.model, x, y)
+    summary = {
+        "run": str(args.run), "model": c.model, "rule": c.rule, "sign": c.sign, "dataset": c.dataset,
+        "epoch": trainer.epoch, "split": args.split, "examples": len(x), "initial_ratio": result["initial"]["ratio"],
+        "trained_ratio": result["trained"]["ratio"], "improvement": result["improvement"],
+    }  # fmt: skip
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    plot = args.plot or str(run_dir / "cluster-quality.png")
+    if plot != "-":
+        from gevb.analysis.plots import cluster_figure
+
+        title = f"{c.model} / {c.rule} / {c.sign} on {c.dataset}, epoch {trainer.epoch}: last conv block features"
+        save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"within-class / overall RMS distance of the t-SNE embedding ({len(x)} {args.split} examples): "
+            f"{summary['initial_ratio']:.3f} at initialization, {summary['trained_ratio']:.3f} after "
+            f"{trainer.epoch} epochs (improvement {summary['improvement']:+.3f})"
+        )
+    return 0
+
+
+def command_plot(args: argparse.Namespace) -> int:
+    folder = RunFolder(args.run)
+    if not folder.holds_run():
+        raise ValueError(f"{args.run} holds no gevb run (no config.yaml); pass a --out folder of gevb train")
+    metrics = folder.read_metrics()
+    if not metrics:
+        raise ValueError(f"{args.run} has no evaluation yet; train it further or pass another run")
+    from gevb.analysis.plots import run_figure
+
+    run = Run(folder.path, folder.read_config(), metrics, folder.read_result())
+    save_figure(lambda: run_figure(run), args.out or str(folder.path / "curves.png"))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    width = commands.add_parser(
+        "width-scaling",
+        help="angle between GEVB and BP updates against width, at initialization",
+        description="For each hidden width and seed, a fresh network's per-layer angle between its rule's update "
+        "and the BP gradient on one batch: GEVB in the nonneg and mixed VNN, DFA in the conventional network "
+        "(SPEC §6). Prints a table and the fitted log-log slopes; --json ends with one JSON object.",
+    )
+    width.add_argument("--model", default="fc-vec", choices=("fc-vec", "conv-vec", "lc-vec"), help="(default: fc-vec)")
+    width.add_argument(
+        "--widths", type=widths_list, metavar="N,N,...",
+        help="hidden widths to try (default: 64..2048 doubling for fc-vec, 16..256 conv-vec, 16..128 lc-vec)",
+    )  # fmt: skip
+    width.add_argument("--seeds", type=int, default=3, help="fresh networks per width (default: 3)")
+    width.add_argument("--dataset", default="digits", choices=DATASETS, help="inputs of the batch (default: digits)")
+    width.add_argument("--batch-size", type=int, default=128, help="examples in the batch (default: 128)")
+    add_data_flags(width)
+    width.add_argument(
+        "--plot", metavar="FILE", default="width-scaling-{model}.png",
+        help="log-log figure to write; empty for none (default: width-scaling-{model}.png)",
+    )  # fmt: skip
+    width.add_argument("--json", action="store_true", help="end with the full data as one JSON line (default: off)")
+    width.add_argument("--quiet", action="store_true", help="no per-width lines (default: off)")
+    width.set_defaults(handler=command_width_scaling)
+
+    sign = commands.add_parser(
+        "sign-check",
+        help="fraction of weights whose update opposes the BP gradient, per example",
+        description="Per example (batch of one), the fraction of each layer's weights where the rule's update and "
+        "the BP gradient have opposite signs (SPEC §6): 0 for fully connected nonneg VNNs under GEVB. Checks a "
+        "saved run, or a fresh model built from the flags.",
+    )
+    sign.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
+    sign.add_argument("--model", default="fc-vec", choices=ARCHITECTURES, help="fresh model (default: fc-vec)")
+    sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
+    sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
+    sign.add_argument("--seed", type=int, default=0, help="fresh model's seed (default: 0)")
+    sign.add_argument("--dataset", default="digits", choices=DATASETS, help="fresh model's data (default: digits)")
+    sign.add_argument("--examples", type=int, default=64, help="first N training examples (default: 64)")
+    add_data_flags(sign)
+    sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    sign.set_defaults(handler=command_sign_check)
+
+    clusters = commands.add_parser(
+        "cluster-quality",
+        help="t-SNE cluster quality of the last conv block's features, before and after training",
+        description="The paper's t-SNE analysis (SPEC §7): features of the last convolutional block at "
+        "initialization and after training, PCA then 2-D t-SNE, and the ratio of mean within-class to overall "
+        "RMS distance (lower is better separated). Writes a scatter figure.",
+    )
+    clusters.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved conv or lc run")
+    clusters.add_argument("--examples", type=int, default=1000, help="first N examples of the split (default: 1000)")
+    clusters.add_argument("--split", default="test", choices=("test", "train"), help="(default: test)")
+    clusters.add_argument(
+        "--plot", metavar="FILE", help="figure to write, - for none (default: RUN_DIR/cluster-quality.png)"
+    )
+    add_data_flags(clusters, "as trained")
+    clusters.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    clusters.set_defaults(handler=command_cluster_quality)
+
+    plot = commands.add_parser(
+        "plot",
+        help="learning and alignment curves of one run",
+        description="Draw a run's error against epoch and, if it was trained with --track-alignment, every "
+        "layer's signal and update angle to BP (needs the plots extra).",
+    )
+    plot.add_argument("run", metavar="RUN_DIR")
+    plot.add_argument("--out", metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
+    plot.set_defaults(handler=command_plot)

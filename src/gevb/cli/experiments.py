@@ -1,0 +1,103 @@
+"""``gevb reproduce`` and ``gevb report``: the paper's grid of runs and its tables and figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gevb.analysis.report import write_report
+from gevb.cli.common import emitters, name_list
+from gevb.config import config_from_mapping, load_config
+from gevb.data import DATASETS
+from gevb.grid import GRID_MODELS, GRID_RULES, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
+from gevb.init import SIGNS
+
+
+def command_reproduce(args: argparse.Namespace) -> int:
+    base = paper_protocol(args.dataset)
+    if args.config:
+        base = load_config(args.config, base)
+    given = {
+        "epochs": args.epochs, "eval_every": args.eval_every, "device": args.device,
+        "data_dir": args.data_dir, "download": args.download, "track_alignment": args.track_alignment,
+    }  # fmt: skip
+    base = config_from_mapping({k: v for k, v in given.items() if v is not None}, "command line", base)
+    base = base.replace(dataset=args.dataset)
+    runs = grid_runs(base, args.seeds, args.models, args.rules, args.signs)
+    if args.shard:
+        runs = shard(runs, *parse_shard(args.shard))
+    out = Path(args.out or f"runs/{args.dataset}")
+    if args.list:
+        for run in runs:
+            print(f"{run.name}\t{run_status(out, run)}")
+        return 0
+    log, _ = emitters(False, args.quiet)
+    results = run_grid(runs, out, log=log, progress=not args.quiet and sys.stderr.isatty())
+    print_report(write_report(out), args.quiet)
+    failed = [result for result in results if "error" in result]
+    if failed:
+        print(f"gevb reproduce: {len(failed)} runs stopped at a non-finite loss or weight (see above)", file=sys.stderr)
+        return 3
+    return 0
+
+
+def print_report(report: dict[str, Any], quiet: bool = False) -> None:
+    if not quiet:
+        print("\n".join(report["tables"].values()))
+    if report["skipped"]:
+        print(f"note: {report['skipped']}", file=sys.stderr)
+    print(f"{report['runs']} runs; wrote {', '.join(report['files'])}")
+
+
+def command_report(args: argparse.Namespace) -> int:
+    print_report(write_report(args.dir))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    grid = commands.add_parser(
+        "reproduce",
+        help="run the paper's 24-configuration grid on one data set",
+        description="Train {FC, Conv, LC} x {vectorized, conventional} x {nonneg, mixed} x {GEVB or DFA, BP} "
+        "for several seeds under the paper's protocol (SPEC §7), one run folder each. Finished runs are "
+        "skipped and unfinished ones resumed, so the command can be killed and restarted at any time.",
+    )
+    grid.add_argument("--dataset", required=True, choices=DATASETS, help="data set of the grid (required)")
+    grid.add_argument("--out", metavar="DIR", help="folder of the run folders (default: runs/DATASET)")
+    grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per configuration (default: 5)")
+    grid.add_argument("--epochs", type=int, help="most epochs per run (default: 200)")
+    grid.add_argument("--eval-every", type=int, help="evaluate every N epochs and at the end (default: 10)")
+    grid.add_argument(
+        "--models", type=name_list, default=GRID_MODELS, metavar="M,M,...",
+        help=f"keep these architectures (default: {','.join(GRID_MODELS)})",
+    )  # fmt: skip
+    grid.add_argument(
+        "--rules", type=name_list, default=GRID_RULES, metavar="R,R,...",
+        help=f"keep these rules (default: {','.join(GRID_RULES)})",
+    )  # fmt: skip
+    grid.add_argument(
+        "--signs", type=name_list, default=SIGNS, metavar="S,S,...", help=f"keep these (default: {','.join(SIGNS)})"
+    )
+    grid.add_argument(
+        "--track-alignment", action=argparse.BooleanOptionalAction, default=True,
+        help="record each layer's angle to BP at every evaluation (default: on)",
+    )  # fmt: skip
+    grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N interleaved slices (default: all)")
+    grid.add_argument("--list", action="store_true", help="print the runs and their status, train nothing")
+    grid.add_argument("--config", metavar="FILE", help="YAML overrides of the protocol, e.g. lr (default: none)")
+    grid.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    grid.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: search)")
+    grid.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
+    grid.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines (default: off)")
+    grid.set_defaults(handler=command_reproduce)
+
+    report = commands.add_parser(
+        "report",
+        help="tabulate and plot a folder of runs",
+        description="Write results.csv, table.md (the paper's layout, published values beside ours) and "
+        "curves-DATASET.png (needs the plots extra) into DIR, the --out folder of gevb reproduce.",
+    )
+    report.add_argument("dir", metavar="DIR")
+    report.set_defaults(handler=command_report)

@@ -1,0 +1,125 @@
+"""``gevb train`` and ``gevb eval``: one run, through ``gevb.training``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Any
+
+from gevb.cli.common import add_data_flags, emitters, widths_list
+from gevb.config import TrainConfig, config_from_mapping, load_config
+from gevb.data import DATASETS
+from gevb.distributed import is_main_process
+from gevb.init import SIGNS
+from gevb.models import ARCHITECTURES
+from gevb.rules import RULES
+from gevb.training import Trainer, evaluate_run, train
+
+DEFAULTS = TrainConfig()
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field; a flag not given leaves the YAML / default value."""
+    flags: dict[str, dict[str, Any]] = {
+        "dataset": {"choices": DATASETS},
+        "model": {"choices": ARCHITECTURES},
+        "rule": {"choices": tuple(RULES), "help": "learning rule (gevb/dfa/bp; bp-autograd is the reference BP)"},
+        "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},
+        "widths": {"type": widths_list, "metavar": "N,N,...", "help": "hidden widths (units or channels)"},
+        "epochs": {"type": int},
+        "batch_size": {"type": int},
+        "lr": {"type": float, "help": "Adam learning rate"},
+        "seed": {"type": int, "help": "seeds the weights, t vectors, DFA feedback and batch order"},
+        "eval_every": {"type": int, "help": "evaluate on the full train and test splits every N epochs and at the end"},
+        "stop_at_100": {"action": "store_true", "help": "stop at an evaluation with 100%% train accuracy"},
+        "eval_batch_size": {"type": int},
+        "track_alignment": {
+            "action": "store_true",
+            "help": "at every evaluation, record each layer's angle to BP on a fixed batch of 128 training examples",
+        },
+        "on_nonfinite": {
+            "choices": ("stop", "skip"),
+            "help": "at a non-finite loss or weight: stop (exit 3, last good checkpoint kept) or skip the step "
+            "and halve the learning rate",
+        },
+        "device": {"help": "auto, cpu, cuda or cuda:N"},
+        "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
+        "download": {"action": "store_true", "help": "fetch mnist/fashion-mnist/cifar10 and verify checksums"},
+    }
+    unset = {"widths": "the paper's", "data_dir": "$GEVB_DATA_DIR/NAME or ~/.cache/gevb/NAME, then system folders"}
+    for field in fields(TrainConfig):
+        options = flags[field.name]
+        default = getattr(DEFAULTS, field.name)
+        shown = unset.get(field.name) if default is None else "off" if default is False else default
+        options["help"] = f"{options.get('help', field.name.replace('_', ' '))} (default: {shown})"
+        parser.add_argument(f"--{field.name.replace('_', '-')}", default=argparse.SUPPRESS, **options)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the YAML file of ``--config``, then the flags given."""
+    base = load_config(args.config) if args.config else TrainConfig()
+    given = {field.name: getattr(args, field.name) for field in fields(TrainConfig) if hasattr(args, field.name)}
+    return config_from_mapping(given, "command line", base).validate()
+
+
+def command_train(args: argparse.Namespace) -> int:
+    if args.resume and not args.out:
+        raise ValueError("--resume needs the run folder: add --out DIR")
+    config = resolve_config(args)
+    log, emit = emitters(args.json, args.quiet)
+    progress = not args.quiet and sys.stderr.isatty()
+    if not is_main_process():  # a torchrun worker of rank > 0: rank 0 speaks for all
+        log, emit = (lambda line: None), (lambda *a, **k: None)
+    if args.dry_run:
+        result = Trainer(config, log=log).dry_run()
+    else:
+        result = train(config, args.out, args.resume, log=log, progress=progress)
+    if args.json:
+        emit(json.dumps(result))
+    elif result["test_error"] is None:
+        emit(f"nothing to do: {args.out} holds a finished run with no evaluation")
+    else:
+        where = f", run saved in {result['out']}" if result.get("out") else ""
+        emit(
+            f"test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%) "
+            f"after {result['epochs']} epochs, {result['seconds']:.1f} s{where}"
+        )
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    result = evaluate_run(args.run, device=args.device, data_dir=args.data_dir, download=args.download)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        run = result["config"]
+        print(
+            f"{run['model']} / {run['rule']} / {run['sign']} on {run['dataset']}, epoch {result['epoch']}: "
+            f"test error {result['test_error']:.2f}% (loss {result['test_loss']:.4f}), "
+            f"train error {result['train_error']:.2f}% (loss {result['train_loss']:.4f})"
+        )
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train_parser = commands.add_parser(
+        "train", help="train a model", description="Train a model (no flags: fc-vec with GEVB on digits)."
+    )
+    add_config_flags(train_parser)
+    train_parser.add_argument("--config", metavar="FILE", help="YAML file of overrides; flags win (default: none)")
+    train_parser.add_argument("--out", metavar="DIR", help="run folder to write (default: none, nothing written)")
+    train_parser.add_argument("--resume", action="store_true", help="continue the run in --out (default: off)")
+    train_parser.add_argument(
+        "--dry-run", action="store_true", help="two batches and one eval batch, nothing written (default: off)"
+    )
+    train_parser.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines (default: off)")
+    train_parser.set_defaults(handler=command_train)
+
+    eval_parser = commands.add_parser("eval", help="evaluate a saved run", description="Train/test error of a run.")
+    eval_parser.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    add_data_flags(eval_parser, "as trained")
+    eval_parser.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
+    eval_parser.set_defaults(handler=command_eval)
