@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from gevb.analysis.clusters import cluster_quality
-from gevb.analysis.report import Run
+from gevb.analysis.report import DATASET_TITLES, Run
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
 from gevb.cli.common import add_data_flags, emitters, save_figure, widths_list
@@ -87,7 +87,8 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
     if plot != "-":
         from gevb.analysis.plots import cluster_figure
 
-        title = f"{c.model} / {c.rule} / {c.sign} on {c.dataset}, epoch {trainer.epoch}: last conv block features"
+        dataset = DATASET_TITLES.get(c.dataset, c.dataset)
+        title = f"{c.model} / {c.rule} / {c.sign} on {dataset}, epoch {trainer.epoch}: last conv block features"
         save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
     if args.json:
         print(json.dumps(summary))
