@@ -54,8 +54,16 @@ def join_process_group(device: torch.device) -> ProcessGroup | None:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        atexit.register(dist.destroy_process_group)
+        atexit.register(leave_process_group)
     return ProcessGroup(dist.get_rank(), dist.get_world_size())
+
+
+def leave_process_group() -> None:
+    """Wait for every process, then tear the group down (before interpreter shutdown: a gloo group left to
+    the finalizer can abort the process)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def local_part(index: torch.Tensor, group: ProcessGroup | None) -> torch.Tensor:

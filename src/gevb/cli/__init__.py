@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from gevb.cli import analysis, experiments, train
 from gevb.cli.common import Parser
+from gevb.distributed import leave_process_group
 from gevb.training import NonFiniteError
 
 
@@ -28,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gevb`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        leave_process_group()
+        return status
     except BrokenPipeError:  # output piped into e.g. `head`, which has closed it: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
