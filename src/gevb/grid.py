@@ -124,19 +124,19 @@ def run_grid(
     """
     out = Path(out)
     statuses = [run_status(out, run) for run in runs]
-    todo = [run for run, status in zip(runs, statuses, strict=True) if status != "done"]
-    log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}")
-    data = None
-    results = []
-    for run in runs:
+    todo = statuses.count("new") + statuses.count("partial")
+    log(f"{len(runs)} runs: {len(runs) - todo} finished, {todo} to train, in {out}")
+    data, results, number = None, [], 0
+    for run, status in zip(runs, statuses, strict=True):
         folder = RunFolder(out / run.name)
-        if run not in todo:
+        if status == "done":
             results.append(folder.read_result())
             continue
         if data is None:
             config = run.config
             data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
-        counter = f"[{todo.index(run) + 1}/{len(todo)}] {run.name}"
+        number += 1
+        counter = f"[{number}/{todo}] {run.name}"
         try:
             result = Trainer(run.config, folder.path, resume=True, progress=progress, data=data).fit()
         except NonFiniteError as error:  # one diverging run does not stop the grid

@@ -85,15 +85,14 @@ def evaluate(
     With a process ``group``, each process evaluates its contiguous share and the sums are combined.
     """
     size = len(split) if limit is None else min(limit, len(split))
-    mine = local_part(torch.arange(size), group)
+    share = local_part(torch.arange(size), group)
+    first, stop = (int(share[0]), int(share[-1]) + 1) if len(share) else (0, 0)
     sums = torch.zeros(2, dtype=torch.float64, device=split.x.device)  # loss sum, errors
-    if len(mine):
-        for start in range(int(mine[0]), int(mine[-1]) + 1, batch_size):
-            end = min(start + batch_size, int(mine[-1]) + 1)
-            x, y = split.x[start:end], split.y[start:end]
-            logits = model(x)
-            sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
-            sums[1] += (logits.argmax(1) != y).sum()
+    for start in range(first, stop, batch_size):
+        x, y = split.x[start : min(start + batch_size, stop)], split.y[start : min(start + batch_size, stop)]
+        logits = model(x)
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        sums[1] += (logits.argmax(1) != y).sum()
     loss_sum, wrong = sum_over_processes(sums, group).tolist()
     return loss_sum / size, 100.0 * wrong / size
 
@@ -342,11 +341,9 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
     return Trainer(config, out, resume, **options).fit()
 
 
-def load_run(
-    path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False
-) -> tuple[Trainer, dict[str, Any]]:
+def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False) -> Trainer:
     """A ``Trainer`` (writing nothing) holding the model and rule saved in a run folder or checkpoint file,
-    and the checkpoint. ``device``, ``data_dir``, ``download`` replace the run's own."""
+    at the checkpoint's epoch. ``device``, ``data_dir``, ``download`` replace the run's own."""
     path = Path(path)
     checkpoint_path = RunFolder(path).checkpoint_path if path.is_dir() else path
     checkpoint = load_checkpoint(checkpoint_path)
@@ -356,12 +353,12 @@ def load_run(
     load_module_state(trainer.model, checkpoint["model"], f"model {config.model!r}", checkpoint_path)
     load_module_state(trainer.rule, checkpoint["rule"], f"rule {config.rule!r}", checkpoint_path)
     trainer.epoch = checkpoint["epoch"]
-    return trainer, checkpoint
+    return trainer
 
 
 def evaluate_run(
     path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False
 ) -> dict[str, Any]:
     """Train/test loss and error of the model saved in a run folder or checkpoint file."""
-    trainer, _ = load_run(path, device, data_dir, download)
+    trainer = load_run(path, device, data_dir, download)
     return {**trainer.evaluate(), "epoch": trainer.epoch, "config": trainer.config.to_dict()}

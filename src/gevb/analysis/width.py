@@ -18,6 +18,7 @@ import numpy as np
 from gevb.analysis.alignment import measure_alignment
 from gevb.data import load_dataset
 from gevb.models import build_model
+from gevb.models.architectures import hidden_layer_count
 from gevb.rules import make_rule
 from gevb.training import resolve_device
 
@@ -68,7 +69,7 @@ def width_scaling(
     x, y = data.train.x[:batch_size], data.train.y[:batch_size]
     results: dict[str, Any] = {}
     for key, (name, rule, sign) in networks(model).items():
-        depth = len(build_model(name, data.input_shape, data.num_classes, sign, device=device).weight_indices) - 1
+        depth = hidden_layer_count(name, data.input_shape[0])
         angles = np.zeros((len(widths), seeds, depth))
         for w, width in enumerate(widths):
             for seed in range(seeds):

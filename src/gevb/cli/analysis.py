@@ -41,7 +41,7 @@ def command_width_scaling(args: argparse.Namespace) -> int:
 
 def command_sign_check(args: argparse.Namespace) -> int:
     if args.run:
-        trainer, _ = load_run(args.run, args.device, args.data_dir, args.download)
+        trainer = load_run(args.run, args.device, args.data_dir, args.download)
         what = f"{args.run} (epoch {trainer.epoch})"
     else:
         rule = args.rule or broadcast_rule(args.model)
@@ -69,7 +69,7 @@ def command_sign_check(args: argparse.Namespace) -> int:
 
 
 def command_cluster_quality(args: argparse.Namespace) -> int:
-    trainer, _ = load_run(args.run, args.device, args.data_dir, args.download)
+    trainer = load_run(args.run, args.device, args.data_dir, args.download)
     c, data = trainer.config, trainer.data
     initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=trainer.device)
     split = data.test if args.split == "test" else data.train

@@ -50,6 +50,12 @@ ARCHITECTURES = tuple(name for family in BLUEPRINTS for name in (f"{family}-vec"
 WEIGHT_OPS = ("linear", "conv", "local")
 
 
+def hidden_layer_count(name: str, channels: int) -> int:
+    """How many hidden widths architecture ``name`` has for inputs of ``channels`` channels."""
+    family, _, suffix = name.partition("-")
+    return sum(op[0] in WEIGHT_OPS for op in BLUEPRINTS[family](channels, suffix == "vec"))
+
+
 def _with_widths(blueprint: Blueprint, widths: Sequence[int] | None, name: str) -> Blueprint:
     """Replace the hidden widths (units or channels, in order) of a blueprint."""
     if widths is None:
