@@ -14,10 +14,9 @@ Usage: python benchmarks/step_time.py [--json] [--device cpu|cuda] [--repeats 10
 
 from __future__ import annotations
 
-import os
+import gevb  # noqa: F401  before torch, so that its memory settings (THP, allocator) apply as in `gevb`
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as gevb sets it; here before torch is imported
-
+# isort: split
 import argparse
 import json
 import platform

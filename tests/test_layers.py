@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 import gevb.layers.base as base
+from conftest import small_widths
 from gevb import build_model, make_rule
 from gevb.layers import (
     TGate,
@@ -140,6 +141,36 @@ def test_first_spatial_layer_equals_expanded_input(p, kind):
         plain.bias.copy_(first.bias)
     x = torch.randn(p["batch"], p["c_in"], p["size"], p["size"], **F64)
     assert_close(first(x), plain(expand_input(x, p["k"])))
+
+
+@SETTINGS
+@given(p=spatial, kind=st.sampled_from(["conv", "local"]))
+def test_first_spatial_layer_projection_equals_gate_projection_of_its_output(p, kind):
+    """``forward_projected`` (projected filters, bias through the GEMM) against ``t . h`` of ``forward``."""
+    first = make_spatial(kind, p, expand=True)
+    t = torch.randint(0, 2, (p["c_out"], p["k"]), generator=torch.Generator().manual_seed(p["seed"])) * 2.0 - 1
+    x = torch.randn(p["batch"], p["c_in"], p["size"], p["size"], **F64)
+    h, projection = first.forward_projected(x, t.double())
+    reference = first(x)
+    assert_close(h, reference)
+    if p["k"] == 1:
+        assert projection is None
+    else:
+        assert_close(projection, torch.einsum("bkchw,ck->bchw", reference, t.double()))
+
+
+@pytest.mark.parametrize("name", ["conv-vec", "lc-vec"])
+def test_network_gates_from_projected_filters_equal_gates_from_h(digits, name):
+    """float32: the first gate's mask from the projected filters equals ``1[t . h >= 0]`` of h,
+    up to units whose projection is within rounding of 0 (summed in another order)."""
+    model = build_model(name, (1, 8, 8), 10, "nonneg", widths=small_widths(name), seed=3)
+    x = digits[0][:64]
+    with torch.no_grad():
+        masks = model.trace(x).masks[1]
+        projection = torch.einsum("bkchw,ck->bchw", model.layers[0](x), model.layers[1].t)
+    clear = projection.abs() > 1e-4
+    assert clear.float().mean() > 0.99
+    assert torch.equal(masks[clear], (projection[clear] >= 0).float())
 
 
 def test_first_conv_component_uses_its_own_filters():

@@ -11,6 +11,10 @@ import os
 # only takes effect when gevb is imported before torch; an explicit setting always wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
+from gevb.memory import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # before torch is imported, where it pays most (gevb/memory.py)
+
 from gevb.config import TrainConfig  # noqa: E402
 from gevb.data import DATASETS, load_dataset  # noqa: E402
 from gevb.models import ARCHITECTURES, Network, Trace, build_model  # noqa: E402
@@ -28,6 +32,7 @@ __all__ = [
     "Trainer",
     "build_model",
     "evaluate_run",
+    "keep_freed_memory",
     "load_dataset",
     "make_rule",
     "train",

@@ -58,6 +58,14 @@ def contract(err: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return torch.bmm(err.view(batch, 1, k), a.reshape(batch, k, -1)).view(batch, *a.shape[2:])
 
 
+def project_components(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per-unit filters (or biases) projected on the gate's t: ``sum_k t[o, k] w[..., o, k, :]``.
+
+    w: (*P, out, K, F); t: (out, K) -> (*P, out, F).
+    """
+    return (w * t.unsqueeze(-1)).sum(-2)
+
+
 def expand_input(x: torch.Tensor, vector_dim: int) -> torch.Tensor:
     """Reference only: the materialized block-sparse expanded input (SPEC §2).
 
@@ -94,6 +102,16 @@ class WeightLayer(nn.Module):
     def block_shape(self) -> tuple[int, int, int, int]:
         """The weight viewed as ``(P, out, in, R)`` for initialization (see ``gevb.init``)."""
         raise NotImplementedError
+
+    def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(h, t . h)`` for the gate that follows, t (units, K); ``t . h`` (B, *S) or None.
+
+        Input-expanding spatial layers override this: component k of unit i has its own filter
+        ``W[i, k]``, so ``t_i . h_i = (sum_k t_ik W[i, k]) * x + t_i . b_i`` is one more filter per
+        unit in the same call (1/K more work) instead of K passes over the large h. Elsewhere
+        None: the gate computes ``t . h`` from h.
+        """
+        return self(a), None
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

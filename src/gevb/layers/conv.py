@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import SpatialWeightLayer, bias_grad, contract
+from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, project_components
 
 
 class VecConv2d(SpatialWeightLayer):
@@ -48,11 +48,26 @@ class VecConv2d(SpatialWeightLayer):
         w = self.weight.view(out, k, self.in_channels, *self.kernel_size)
         return w.transpose(0, 1).reshape(k * out, self.in_channels, *self.kernel_size)
 
+    def _expanded(self, x: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """First layer: one convolution with the K*out component filters (bias (K, out) flattens to
+        their component-major order), plus, given t, the out projected filters ``sum_k t_ok W[o, k]``.
+        Returns h (B, K, out, H', W') and ``t . h`` (B, out, H', W') or None."""
+        k, out = self.vector_dim, self.out_channels
+        filters, bias = self._component_filters(), self.bias.flatten()
+        if t is not None:
+            projected = project_components(self.weight.view(out, k, -1), t)
+            filters = torch.cat([filters.view(k, out, -1), projected.view(1, out, -1)]).view(-1, *filters.shape[1:])
+            bias = torch.cat([self.bias, project_components(self.bias.t().unsqueeze(-1), t).t()]).flatten()
+        h = F.conv2d(x, filters, bias, self.stride, self.padding).unflatten(1, (-1, out))  # (B, K[+1], out, H', W')
+        return h[:, :k], None if t is None else h[:, k]
+
+    def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._expanded(a, t) if self.expand_input and self.vector_dim > 1 else super().forward_projected(a, t)
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         batch, k = a.shape[0], self.vector_dim
-        if self.expand_input:  # bias (K, out) flattens to the filter bank's component-major order
-            h = F.conv2d(a, self._component_filters(), self.bias.flatten(), self.stride, self.padding)
-            return h.view(batch, k, self.out_channels, *h.shape[-2:])  # (B, K, out, H', W')
+        if self.expand_input:
+            return self._expanded(a, None)[0]
         h = F.conv2d(a.flatten(0, 1), self.weight, stride=self.stride, padding=self.padding)
         h = h.view(batch, k, self.out_channels, *h.shape[-2:])  # (B, K, out, H', W')
         return h.add_(self.bias.view(1, k, self.out_channels, 1, 1))

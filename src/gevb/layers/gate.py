@@ -45,9 +45,13 @@ class TGate(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h * self.mask(h).unsqueeze(1)
 
-    def gate_(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """In-place forward for a network's own intermediate h: returns ``(h *= G, G)``."""
-        mask = self.mask(h)
+    def gate_(self, h: torch.Tensor, projection: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """In-place forward for a network's own intermediate h: returns ``(h *= G, G)``.
+
+        ``projection``: ``t . h`` (B, *S) if the layer before computed it already
+        (``WeightLayer.forward_projected``); otherwise it is computed from h.
+        """
+        mask = self.mask(h) if projection is None else (projection >= 0).to(h.dtype)
         return h.mul_(mask.unsqueeze(1)), mask
 
     def input_credit(self, c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, conv_output_size, pair
+from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, conv_output_size, pair, project_components
 
 
 class VecLocal2d(SpatialWeightLayer):
@@ -58,8 +58,9 @@ class VecLocal2d(SpatialWeightLayer):
         positions, out, features = self.weight.shape
         return (positions, out, features // taps, taps)
 
-    def _patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W), any strides -> contiguous patches (L, N, F) in *tap-major* order (i, j, c).
+    def _patches(self, x: torch.Tensor, ones: bool = False) -> torch.Tensor:
+        """(N, C, H, W), any strides -> contiguous patches (L, N, F) in *tap-major* order (i, j, c),
+        with ``ones``: (L, N, F + 1), a last column of ones that carries the bias through the GEMM.
 
         The padded input is made position-major (H, W, N, C) first, so every patch copies runs of
         C contiguous values straight into the layout ``bmm`` reads (4-6x faster on the CPU than
@@ -70,8 +71,13 @@ class VecLocal2d(SpatialWeightLayer):
         n, c, height, width = x.shape
         rows = x.new_zeros(height + 2 * ph, width + 2 * pw, n, c)
         rows[ph : ph + height, pw : pw + width] = x.permute(2, 3, 0, 1)
-        windows = rows.unfold(0, kh, sh).unfold(1, kw, sw)  # (H', W', N, C, kh, kw)
-        return windows.permute(0, 1, 2, 4, 5, 3).reshape(-1, n, kh * kw * c)
+        taps = rows.unfold(0, kh, sh).unfold(1, kw, sw).permute(0, 1, 2, 4, 5, 3)  # (H', W', N, kh, kw, C)
+        if not ones:
+            return taps.reshape(-1, n, kh * kw * c)
+        patches = x.new_empty(*taps.shape[:3], kh * kw * c + 1)
+        patches[..., :-1].view(taps.shape).copy_(taps)
+        patches[..., -1] = 1
+        return patches.view(-1, n, kh * kw * c + 1)
 
     def _tap_major(self, w: torch.Tensor, inverse: bool = False) -> torch.Tensor:
         """Weight rows (L, R, C*kh*kw) from unfold order (c, i, j) to tap-major (i, j, c), or back."""
@@ -79,18 +85,34 @@ class VecLocal2d(SpatialWeightLayer):
         grouped = w.view(*w.shape[:2], taps, -1) if inverse else w.view(*w.shape[:2], -1, taps)
         return grouped.transpose(2, 3).reshape(w.shape)
 
+    def _expanded(self, x: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """First layer: per position, one GEMM of the patches (with a ones column) by the out*K
+        component filters (with their bias as a last column) and, given t, the out projected
+        filters ``sum_k t_ok W[l, o, k]``. Returns h (B, K, out, H', W') as a view of
+        position-major memory (H', W', B, out, K) and ``t . h`` (B, out, H', W') or None."""
+        k, out, positions = self.vector_dim, self.out_channels, self.weight.shape[0]
+        filters = self._tap_major(self.weight.view(positions, out * k, self.fan_in)).view(positions, out, k, -1)
+        bias = self.bias.flatten(2).permute(2, 1, 0).unsqueeze(-1)  # (L, out, K, 1)
+        filters = torch.cat([filters, bias], -1)  # (L, out, K, F + 1)
+        if t is not None:
+            filters = torch.cat([filters.flatten(1, 2), project_components(filters, t)], 1)
+        y = torch.bmm(self._patches(x, ones=True), filters.flatten(1, -2).transpose(1, 2))  # (L, B, out*K [+ out])
+        y = y.unflatten(0, self.output_size)
+        h = y[..., : out * k].unflatten(-1, (out, k)).permute(2, 4, 3, 0, 1)
+        return h, None if t is None else y[..., out * k :].permute(2, 3, 0, 1)
+
+    def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._expanded(a, t) if self.expand_input and self.vector_dim > 1 else super().forward_projected(a, t)
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Returns (B, K, out, H', W') as a view of position-major memory (H', W', B, K, out): no
         transposing copy; elementwise ops, pooling and the next layer's patches follow it."""
         batch, k, out = a.shape[0], self.vector_dim, self.out_channels
         if self.expand_input:
-            filters = self._tap_major(self.weight.view(-1, out * k, self.fan_in))  # (L, out*K, F)
-            h = torch.bmm(self._patches(a), filters.transpose(1, 2))  # (L, B, out*K)
-            h = h.view(*self.output_size, batch, out, k).permute(2, 4, 3, 0, 1)  # (B, K, out, H', W')
-        else:
-            filters = self._tap_major(self.weight)  # (L, out, F)
-            h = torch.bmm(self._patches(a.flatten(0, 1)), filters.transpose(1, 2))  # (L, B*K, out)
-            h = h.view(*self.output_size, batch, k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')
+            return self._expanded(a, None)[0]
+        filters = self._tap_major(self.weight)  # (L, out, F)
+        h = torch.bmm(self._patches(a.flatten(0, 1)), filters.transpose(1, 2))  # (L, B*K, out)
+        h = h.view(*self.output_size, batch, k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')
         return h.add_(self.bias)
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:

@@ -99,34 +99,41 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, *input_shape) -> logits (B, num_classes)."""
-        a = self._prepare(x)
-        for layer in self.layers:
-            a = layer.gate_(a)[0] if isinstance(layer, TGate) else layer(a)
-        return self._logits(a)
+        return self._logits(self._run(self._prepare(x))[0])
 
     def activation_before(self, x: torch.Tensor, index: int) -> torch.Tensor:
         """The input of ``layers[index]`` for the batch x: (B, *input_shape), e.g. (B, K, C, H, W)."""
-        a = self._prepare(x)
-        for layer in self.layers[:index]:
-            a = layer.gate_(a)[0] if isinstance(layer, TGate) else layer(a)
-        return a
+        return self._run(self._prepare(x), stop=index)[0]
 
     def trace(self, x: torch.Tensor) -> Trace:
         """Forward pass that keeps every layer's input and every gate's mask for a learning rule.
 
         Gates act in place on their input, a fresh output of the layer before them.
         """
-        a = self._prepare(x)
+        a, inputs, masks = self._run(self._prepare(x), keep_inputs=True)
+        return Trace(self._logits(a), inputs, masks)
+
+    def _run(
+        self, a: torch.Tensor, stop: int | None = None, keep_inputs: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None], dict[int, torch.Tensor]]:
+        """Run ``layers[:stop]`` on the prepared batch a; returns (output, layer inputs, gate masks).
+
+        A weight layer followed by a gate also hands the gate ``t . h`` when it computes it cheaper
+        than the gate would (``WeightLayer.forward_projected``). Inputs are kept only if asked.
+        """
         inputs: list[torch.Tensor | None] = []
         masks: dict[int, torch.Tensor] = {}
-        for i, layer in enumerate(self.layers):
+        projection = None
+        for i, layer in enumerate(self.layers[:stop]):
+            if keep_inputs:
+                inputs.append(None if isinstance(layer, TGate) else a)
             if isinstance(layer, TGate):
-                inputs.append(None)
-                a, masks[i] = layer.gate_(a)
+                a, masks[i] = layer.gate_(a, projection)
+            elif isinstance(layer, WeightLayer) and i + 1 < len(self.layers):
+                a, projection = layer.forward_projected(a, self.layers[i + 1].t)
             else:
-                inputs.append(a)
                 a = layer(a)
-        return Trace(self._logits(a), inputs, masks)
+        return a, inputs, masks
 
     def split_error(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split the output error e = dL/dy (B, num_classes) between the two factors of SPEC §5.
