@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, conv_output_size, pair, project_components
+from gevb.layers.base import SpatialWeightLayer, contract, conv_output_size, pair, project_components
 
 
 class VecLocal2d(SpatialWeightLayer):
@@ -58,9 +58,10 @@ class VecLocal2d(SpatialWeightLayer):
         positions, out, features = self.weight.shape
         return (positions, out, features // taps, taps)
 
-    def _patches(self, x: torch.Tensor, ones: bool = False) -> torch.Tensor:
-        """(N, C, H, W), any strides -> contiguous patches (L, N, F) in *tap-major* order (i, j, c),
-        with ``ones``: (L, N, F + 1), a last column of ones that carries the bias through the GEMM.
+    def _patches(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C, H, W), any strides -> contiguous patches (L, N, F) in *tap-major* order (i, j, c);
+        with ``extra`` (N, E): (L, N, F + E), those E columns appended at every position (ones carry
+        the bias through the forward GEMM, the error the bias gradient through the update's).
 
         The padded input is made position-major (H, W, N, C) first, so every patch copies runs of
         C contiguous values straight into the layout ``bmm`` reads (4-6x faster on the CPU than
@@ -72,34 +73,35 @@ class VecLocal2d(SpatialWeightLayer):
         rows = x.new_zeros(height + 2 * ph, width + 2 * pw, n, c)
         rows[ph : ph + height, pw : pw + width] = x.permute(2, 3, 0, 1)
         taps = rows.unfold(0, kh, sh).unfold(1, kw, sw).permute(0, 1, 2, 4, 5, 3)  # (H', W', N, kh, kw, C)
-        if not ones:
-            return taps.reshape(-1, n, kh * kw * c)
-        patches = x.new_empty(*taps.shape[:3], kh * kw * c + 1)
-        patches[..., :-1].view(taps.shape).copy_(taps)
-        patches[..., -1] = 1
-        return patches.view(-1, n, kh * kw * c + 1)
+        features = kh * kw * c
+        if extra is None:
+            return taps.reshape(-1, n, features)
+        patches = x.new_empty(*taps.shape[:3], features + extra.shape[1])
+        patches[..., :features].view(taps.shape).copy_(taps)
+        patches[..., features:] = extra
+        return patches.view(-1, n, patches.shape[-1])
 
     def _tap_major(self, w: torch.Tensor, inverse: bool = False) -> torch.Tensor:
         """Weight rows (L, R, C*kh*kw) from unfold order (c, i, j) to tap-major (i, j, c), or back."""
         taps = math.prod(self.kernel_size)
-        grouped = w.view(*w.shape[:2], taps, -1) if inverse else w.view(*w.shape[:2], -1, taps)
+        grouped = w.unflatten(2, (taps, -1) if inverse else (-1, taps))
         return grouped.transpose(2, 3).reshape(w.shape)
 
     def _expanded(self, x: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """First layer: per position, one GEMM of the patches (with a ones column) by the out*K
-        component filters (with their bias as a last column) and, given t, the out projected
-        filters ``sum_k t_ok W[l, o, k]``. Returns h (B, K, out, H', W') as a view of
-        position-major memory (H', W', B, out, K) and ``t . h`` (B, out, H', W') or None."""
+        """First layer: per position, one GEMM of the patches (with a ones column) by the K*out
+        component filters (component-major, bias as a last column) and, given t, the out projected
+        filters ``sum_k t_ok W[l, o, k]``. Returns h (B, K, out, H', W') as a view of position-major
+        memory (H', W', B, K, out), the layout the next layer reads fastest, and ``t . h``
+        (B, out, H', W') or None."""
         k, out, positions = self.vector_dim, self.out_channels, self.weight.shape[0]
         filters = self._tap_major(self.weight.view(positions, out * k, self.fan_in)).view(positions, out, k, -1)
         bias = self.bias.flatten(2).permute(2, 1, 0).unsqueeze(-1)  # (L, out, K, 1)
         filters = torch.cat([filters, bias], -1)  # (L, out, K, F + 1)
-        if t is not None:
-            filters = torch.cat([filters.flatten(1, 2), project_components(filters, t)], 1)
-        y = torch.bmm(self._patches(x, ones=True), filters.flatten(1, -2).transpose(1, 2))  # (L, B, out*K [+ out])
-        y = y.unflatten(0, self.output_size)
-        h = y[..., : out * k].unflatten(-1, (out, k)).permute(2, 4, 3, 0, 1)
-        return h, None if t is None else y[..., out * k :].permute(2, 3, 0, 1)
+        banks = [filters.transpose(1, 2)] + ([] if t is None else [project_components(filters, t).unsqueeze(1)])
+        filters = torch.cat(banks, 1).flatten(1, 2)  # (L, (K [+ 1]) * out, F + 1)
+        y = torch.bmm(self._patches(x, x.new_ones(x.shape[0], 1)), filters.transpose(1, 2))  # (L, B, (K [+ 1]) * out)
+        y = y.view(*self.output_size, x.shape[0], -1, out).permute(2, 3, 4, 0, 1)  # (B, K [+ 1], out, H', W')
+        return y[:, :k], None if t is None else y[:, k]
 
     def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self._expanded(a, t) if self.expand_input and self.vector_dim > 1 else super().forward_projected(a, t)
@@ -110,10 +112,43 @@ class VecLocal2d(SpatialWeightLayer):
         batch, k, out = a.shape[0], self.vector_dim, self.out_channels
         if self.expand_input:
             return self._expanded(a, None)[0]
-        filters = self._tap_major(self.weight)  # (L, out, F)
-        h = torch.bmm(self._patches(a.flatten(0, 1)), filters.transpose(1, 2))  # (L, B*K, out)
-        h = h.view(*self.output_size, batch, k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')
-        return h.add_(self.bias)
+        if torch.is_grad_enabled() and (a.requires_grad or self.weight.requires_grad):
+            filters = self._tap_major(self.weight)  # (L, out, F)
+            h = torch.bmm(self._patches(a.flatten(0, 1)), filters.transpose(1, 2))  # (L, B*K, out)
+            h = h.view(*self.output_size, batch, k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')
+            return h.add_(self.bias)
+        return self._row_gemms(a)
+
+    def _row_gemms(self, a: torch.Tensor) -> torch.Tensor:
+        """Fast path without autograd, no patch copy: (B, K, C, H, W) -> (B, K, out, H', W').
+
+        The padded input is laid out (H, N, W, C), N = B*K, so the window of kernel row i at output
+        (y, x) is an (N, kw*C) matrix with row stride W*C: a strided view, which BLAS reads in place.
+        Output row y is ``bias + sum_i windows_i @ filters``, with the positions x batched in
+        ``ceil(kw / sw)`` interleaved groups whose windows do not overlap (``bmm`` copies
+        overlapping batches). Output memory (H', W', B, K, out), as the reference path's.
+        """
+        (ph, pw), (kh, kw), (sh, sw) = self.padding, self.kernel_size, self.stride
+        batch, k, c, height, width = a.shape
+        (rows_out, cols_out), n, out = self.output_size, batch * k, self.out_channels
+        padded = a.new_zeros(height + 2 * ph, n, width + 2 * pw, c)
+        interior = padded[ph : ph + height, :, pw : pw + width].unflatten(1, (batch, k))  # (H, B, K, W, C)
+        interior.copy_(a.permute(3, 0, 1, 4, 2))  # one copy from any layout (flatten(0, 1) may copy first)
+        filters = self.weight.view(rows_out, cols_out, out, c, kh, kw).permute(0, 4, 1, 5, 3, 2)
+        filters = filters.reshape(rows_out, kh, cols_out, kw * c, out)  # (H', kh, W', kw*C, out)
+        h = torch.empty(rows_out, cols_out, batch, k, out, dtype=a.dtype, device=a.device)
+        h.copy_(self.bias.permute(2, 3, 0, 1).unsqueeze(2))
+        h = h.view(rows_out, cols_out, n, out)
+        groups = -(-kw // sw)
+        (row_stride, n_stride, _, _), offset = padded.stride(), padded.storage_offset()
+        for y in range(rows_out):
+            for i in range(kh):
+                for first in range(min(groups, cols_out)):
+                    count = len(range(first, cols_out, groups))
+                    start = offset + (y * sh + i) * row_stride + first * sw * c
+                    windows = padded.as_strided((count, n, kw * c), (groups * sw * c, n_stride, 1), start)
+                    h[y, first::groups].baddbmm_(windows, filters[y, i, first::groups])
+        return h.view(rows_out, cols_out, batch, k, out).permute(2, 3, 4, 0, 1)
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
         """Transpose of the scalar layer: (B, out, H', W') -> (B, C_in, H, W)."""
@@ -126,17 +161,21 @@ class VecLocal2d(SpatialWeightLayer):
         """``dW[l] = g[:, :, l]^T x~_patches[l]`` per position (SPEC §5); g: (B, out, H', W').
 
         First layer: ``dW[l, o, k*F + f] = sum_b g[b, o, l] (err[b, k] x_patches[l, b, f])``.
+        The bias gradient ``sum_b err[b, k] g[b, o, l]`` comes out of the same GEMM: its patches
+        carry a ones column (first layer, scaled by err like the rest) or the K columns of err.
         """
-        credit = g.flatten(2).permute(2, 1, 0).contiguous()  # (L, out, B)
-        if self.expand_input:  # error times patches first: one (out x B)(B x K*F) GEMM per position
-            patches = self._patches(a_in)  # (L, B, F) tap-major
-            scaled = (err.view(1, *err.shape, 1) * patches.unsqueeze(2)).flatten(2)  # (L, B, K*F)
-            grad = torch.bmm(credit, scaled).view(-1, self.out_channels * self.vector_dim, patches.shape[2])
-            self.weight.grad = self._tap_major(grad, inverse=True).view(self.weight.shape)
+        positions, out, k = self.weight.shape[0], self.out_channels, self.vector_dim
+        credit = g.flatten(2).permute(2, 1, 0)  # (L, out, B), a transposed view bmm reads in place
+        if self.expand_input:  # error times [patches, 1] first: one (out x B)(B x K*(F+1)) GEMM per position
+            patches = self._patches(a_in, a_in.new_ones(a_in.shape[0], 1))  # (L, B, F + 1) tap-major
+            scaled = (err.view(1, *err.shape, 1) * patches.unsqueeze(2)).flatten(2)  # (L, B, K*(F+1))
+            grad = torch.bmm(credit, scaled).view(positions, out * k, -1)
+            weight, bias = grad[..., :-1], grad[..., -1]
         else:
-            grad = torch.bmm(credit, self._patches(contract(err, a_in)))  # (L, out, F) tap-major
-            self.weight.grad = self._tap_major(grad, inverse=True)
-        self.bias.grad = bias_grad(err, g)
+            grad = torch.bmm(credit, self._patches(contract(err, a_in), err))  # (L, out, F + K)
+            weight, bias = grad[..., :-k], grad[..., -k:]
+        self.weight.grad = self._tap_major(weight, inverse=True).reshape(self.weight.shape).contiguous()
+        self.bias.grad = bias.reshape(positions, out, k).permute(2, 1, 0).reshape(self.bias.shape)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, input_size={self.input_size}"
