@@ -59,10 +59,9 @@ class VecLinear(WeightLayer):
 
         a_in: (B, K, in) or raw (B, in); err: (B, K); g: (B, out).
         """
-        if self.expand_input:
-            batch = g.shape[0]
-            credit = (g.unsqueeze(2) * err.unsqueeze(1)).view(batch, -1)  # (B, out*K)
-            self.weight.grad = matmul_nt(credit.t(), a_in.t()).view(self.weight.shape)
+        if self.expand_input:  # credit built transposed, (out*K, B), so the GEMM reads it without a copy
+            credit = g.t().contiguous().unsqueeze(1) * err.t().contiguous().unsqueeze(0)  # (out, K, B)
+            self.weight.grad = matmul_nt(credit.view(-1, g.shape[0]), a_in.t()).view(self.weight.shape)
         else:
             self.weight.grad = matmul_nt(g.t(), contract(err, a_in).t())
         self.bias.grad = bias_grad(err, g)
