@@ -69,9 +69,9 @@ def contract(err: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 def project_components(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Per-unit filters (or biases) projected on the gate's t: ``sum_k t[o, k] w[..., o, k, :]``.
 
-    w: (*P, out, K, F); t: (out, K) -> (*P, out, F).
+    w: (*P, out, K, F); t: (out, K) -> (*P, out, F). A broadcast matmul: no (*P, out, K, F) temporary.
     """
-    return (w * t.unsqueeze(-1)).sum(-2)
+    return torch.matmul(t.unsqueeze(-2), w).squeeze(-2)
 
 
 def expand_input(x: torch.Tensor, vector_dim: int) -> torch.Tensor:
