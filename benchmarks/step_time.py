@@ -91,9 +91,17 @@ def linear_pointwise_flops(a_shape, w_shape, *args, out_shape=None, **kwargs) ->
     return 2 * a_shape[0] * a_shape[1] * w_shape[0]
 
 
+def inplace_baddbmm_flops(self_shape, batch1_shape, batch2_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of ``baddbmm_`` (the LC row GEMMs), which ``FlopCounterMode`` counts only out of place."""
+    batch, rows, inner = batch1_shape
+    return 2 * batch * rows * inner * batch2_shape[2]
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """Matmul and convolution FLOPs of one call of ``fn``."""
-    custom = {torch.ops.mkldnn._linear_pointwise: linear_pointwise_flops} if ONEDNN_MATMUL else {}
+    custom = {torch.ops.aten.baddbmm_: inplace_baddbmm_flops}
+    if ONEDNN_MATMUL:
+        custom[torch.ops.mkldnn._linear_pointwise] = linear_pointwise_flops
     with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         fn()
     return counter.get_total_flops()

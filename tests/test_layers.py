@@ -277,6 +277,21 @@ def test_gate_credit_is_masked():
 def test_contract():
     err, a = torch.randn(4, 3, **F64), torch.randn(4, 3, 2, 5, **F64)
     assert_close(contract(err, a), torch.einsum("bk,bkcx->bcx", err, a))
+    position_major = torch.randn(5, 4, 3, 2, **F64).permute(1, 2, 3, 0)  # (B, K, C, X) not viewable as (B, K, -1)
+    assert_close(contract(err, position_major), torch.einsum("bk,bkcx->bcx", err, position_major))
+
+
+@SETTINGS
+@given(p=spatial)
+def test_local_row_gemms_equal_the_autograd_reference_path(p):
+    """Inner LC layers: strided-window GEMMs (no grad) against patches + bmm (the path autograd takes)."""
+    layer = make_spatial("local", p, expand=False)
+    a = torch.randn(p["size"], p["size"], p["batch"], p["k"], p["c_in"], **F64).permute(2, 3, 4, 0, 1)
+    with torch.no_grad():
+        fast = layer(a)
+    reference = layer(a.requires_grad_())
+    assert reference.grad_fn is not None
+    assert_close(fast, reference.detach())
 
 
 @pytest.mark.parametrize("rule", ["gevb", "bp"])
