@@ -288,7 +288,7 @@ def test_local_row_gemms_equal_the_autograd_reference_path(p):
     layer = make_spatial("local", p, expand=False)
     a = torch.randn(p["size"], p["size"], p["batch"], p["k"], p["c_in"], **F64).permute(2, 3, 4, 0, 1)
     with torch.no_grad():
-        fast = layer(a)
+        fast = layer._row_gemms(a)  # forward takes it only at kw*C >= 32; the math holds at any size
     reference = layer(a.requires_grad_())
     assert reference.grad_fn is not None
     assert_close(fast, reference.detach())
