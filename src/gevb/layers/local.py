@@ -16,7 +16,6 @@ from torch import nn
 
 from gevb.layers.base import SpatialWeightLayer, contract, conv_output_size, pair, project_components
 
-
 # Row GEMMs pay once a kernel row holds enough values: at kw*C = 3 or 15 (conventional first
 # layers) patches are 1.2-4x faster, from kw*C = 64 on row GEMMs are as fast or up to 1.8x faster.
 ROW_GEMM_MIN_INNER = 32
