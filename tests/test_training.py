@@ -105,6 +105,15 @@ def test_run_folder_is_never_overwritten(tmp_path):
     assert (tmp_path / "other/notes.txt").read_text() == "mine"
 
 
+def test_a_write_killed_before_the_first_config_leaves_a_folder_that_runs(tmp_path):
+    """SIGKILL inside ``atomic_file`` leaves only its hidden ``.part`` file: the folder counts as empty."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.yaml.x1y2.part").write_text("half a confi")
+    train(small(epochs=1), run)
+    assert (run / "config.yaml").is_file() and not list(run.glob(".*.part"))
+
+
 def test_resume_drops_evaluations_newer_than_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     train(small(epochs=2), run)

@@ -13,7 +13,7 @@ from typing import Any
 
 from gevb.checkpoint import load_checkpoint
 from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
-from gevb.files import atomic_file
+from gevb.files import atomic_file, is_partial
 
 
 class RunFolder:
@@ -97,7 +97,7 @@ class RunFolder:
                 )
             self.check_same_run(config, saved)
             return load_checkpoint(self.checkpoint_path) if self.checkpoint_path.exists() else None
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and not all(map(is_partial, self.path.iterdir())):
             raise ValueError(f"{self.path} is not empty and holds no gevb run; choose a new or empty --out")
         return None
 
@@ -112,9 +112,12 @@ class RunFolder:
                 )
 
     def begin(self, config: TrainConfig, epoch: int) -> None:
-        """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``
-        and the result of an earlier, shorter finish (``fit`` writes it again)."""
+        """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``,
+        the result of an earlier, shorter finish (``fit`` writes it again) and the temporary files of
+        writes a killed process left unfinished."""
         self.path.mkdir(parents=True, exist_ok=True)
+        for leftover in filter(is_partial, self.path.iterdir()):
+            leftover.unlink(missing_ok=True)
         self.keep_metrics_through(epoch)
         self.result_path.unlink(missing_ok=True)
         self.write_config(config)
