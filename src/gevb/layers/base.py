@@ -163,6 +163,15 @@ class SpatialWeightLayer(WeightLayer):
         self.vector_dim, self.expand_input = vector_dim, expand_input
         self.fan_in = in_channels * math.prod(self.kernel_size)
 
+    def _expanded(self, x: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Input-expanding forward: h and, given t, ``t . h`` from projected filters in the same call."""
+        raise NotImplementedError
+
+    def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.expand_input and self.vector_dim > 1:
+            return self._expanded(a, t)
+        return super().forward_projected(a, t)
+
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

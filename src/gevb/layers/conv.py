@@ -61,9 +61,6 @@ class VecConv2d(SpatialWeightLayer):
         h = F.conv2d(x, filters, bias, self.stride, self.padding).unflatten(1, (-1, out))  # (B, K[+1], out, H', W')
         return h[:, :k], None if t is None else h[:, k]
 
-    def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self._expanded(a, t) if self.expand_input and self.vector_dim > 1 else super().forward_projected(a, t)
-
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         batch, k = a.shape[0], self.vector_dim
         if self.expand_input:

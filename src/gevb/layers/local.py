@@ -114,9 +114,6 @@ class VecLocal2d(SpatialWeightLayer):
         y = y.view(*self.output_size, x.shape[0], -1, out).permute(2, 3, 4, 0, 1)  # (B, K [+ 1], out, H', W')
         return y[:, :k], None if t is None else y[:, k]
 
-    def forward_projected(self, a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self._expanded(a, t) if self.expand_input and self.vector_dim > 1 else super().forward_projected(a, t)
-
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Returns (B, K, out, H', W') as a view of position-major memory (H', W', B, K, out): no
         transposing copy; elementwise ops, pooling and the next layer's patches follow it."""
