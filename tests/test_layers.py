@@ -24,6 +24,7 @@ from gevb.layers import (
     contract,
     expand_input,
 )
+from gevb.layers.base import same_layout
 from gevb.rules import loss_and_error
 
 F64 = {"dtype": torch.float64}
@@ -312,3 +313,35 @@ def test_onednn_matmul_fast_path_equals_the_reference(monkeypatch, digits, rule)
     for name, grad in grads[False][1].items():
         assert grad.abs().max() > 0
         assert_close(grads[True][1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def layout_cases():
+    """Every weight-layer kind as a network uses it: vectorized first (input-expanding) and inner layers,
+    conventional (K = 1) first and inner layers, on one- and three-channel inputs."""
+    batch, cases = 3, []
+    for k, expand in ((4, True), (4, False), (1, False)):
+        for channels in (1, 3):
+            p = {"k": k, "batch": batch, "c_in": channels, "c_out": 4, "kernel": 3, "stride": 1, "padding": 1,
+                 "size": 5, "seed": channels}  # fmt: skip
+            spatial_in = torch.randn(batch, *([] if expand else [k]), channels, 5, 5, **F64)
+            flat_in = spatial_in.flatten(-3)
+            linear = VecLinear(flat_in.shape[-1], 4, k, expand_input=expand, **F64)
+            for layer, a_in in ((linear, flat_in), (make_spatial("conv", p, expand), spatial_in),
+                                (make_spatial("local", p, expand), spatial_in)):  # fmt: skip
+                cases.append(
+                    pytest.param(
+                        layer, a_in, id=f"{type(layer).__name__}-K{k}-{'first' if expand else 'inner'}-C{channels}"
+                    )
+                )
+    return cases
+
+
+@pytest.mark.parametrize(("layer", "a_in"), layout_cases())
+def test_set_grads_hands_back_gradients_in_the_parameters_layout(layer, a_in):
+    """The layer protocol's contract: ``.grad`` has its parameter's strides (fused Adam reads it so)."""
+    h = layer(a_in)
+    layer.set_grads(a_in, torch.randn(h.shape[:2], **F64), torch.randn(h.shape[:1] + h.shape[2:], **F64))
+    for name, param in layer.named_parameters():
+        assert param.grad.shape == param.shape and same_layout(param.grad, param), (
+            f"{name}: grad strides {param.grad.stride()}, parameter {param.stride()}"
+        )

@@ -11,7 +11,9 @@ Learning rules talk to layers through two methods (SPEC §5):
 * ``WeightLayer.set_grads(a_in, err, g)``: set ``weight.grad`` / ``bias.grad`` to the gradient
   of the scalar layer whose input is the error-contracted activity ``x~ = sum_k err_k a_in[:, k]``
   and whose output gradient is ``g``; ``bias.grad[k, m] = sum_b err[b, k] g[b, m]``.
-  ``err`` already carries the 1/B of the batch mean.
+  ``err`` already carries the 1/B of the batch mean. Each gradient has its parameter's own memory
+  layout (``same_layout``): torch's fused Adam reads ``.grad`` as if it had the parameter's
+  strides, so a permuted view would move weights the wrong way (docs/design.md, "Gradients").
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def _onednn_matmul_works() -> bool:
 
 
 ONEDNN_MATMUL = torch.backends.mkldnn.is_available() and _onednn_matmul_works()
+
+
+def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors of one shape lay their elements out alike (equal strides wherever a size is > 1)."""
+    return a.shape == b.shape and all(x == y for x, y, n in zip(a.stride(), b.stride(), a.shape, strict=True) if n > 1)
 
 
 def matmul_nt(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,7 @@ class VecConv2d(SpatialWeightLayer):
             per_example = torch.bmm(g.reshape(batch, self.out_channels, -1), patches.transpose(1, 2))  # (B, out, F)
             grad = err.t() @ per_example.reshape(batch, -1)  # (K, out*F)
             grad = grad.view(self.vector_dim, self.out_channels, -1).transpose(0, 1)  # (out, K, F)
-            self.weight.grad = grad.reshape(self.weight.shape)
+            self.weight.grad = grad.contiguous().view(self.weight.shape)
         else:
             self.weight.grad = torch.nn.grad.conv2d_weight(
                 contract(err, a_in), self.weight.shape, g, stride=self.stride, padding=self.padding

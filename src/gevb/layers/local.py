@@ -185,7 +185,7 @@ class VecLocal2d(SpatialWeightLayer):
             grad = torch.bmm(credit, self._patches(contract(err, a_in), err))  # (L, out, F + K) tap-major
             self.weight.grad = self._tap_major(grad[..., :-k], inverse=True).contiguous()
             bias = grad[..., -k:]
-        self.bias.grad = bias.reshape(positions, out, k).permute(2, 1, 0).reshape(self.bias.shape)
+        self.bias.grad = bias.reshape(positions, out, k).permute(2, 1, 0).contiguous().view(self.bias.shape)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, input_size={self.input_size}"

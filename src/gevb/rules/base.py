@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gevb.layers.base import same_layout
 from gevb.models.architectures import ARCHITECTURES
 from gevb.models.network import Network, Trace
 
@@ -142,6 +143,21 @@ def set_broadcast_grads(
     model.layers[readout].set_grads(output.inputs[readout], err, readout_credit)
 
 
+def give_grads_parameter_layout(model: nn.Module) -> int:
+    """Copy every ``.grad`` whose memory layout differs from its parameter's into the parameter's layout.
+
+    The built-in layers already hand back such gradients (tests hold them to it); autograd and a
+    user's rule may not, and torch's fused Adam would read a permuted gradient in the wrong order.
+    Returns how many gradients were copied.
+    """
+    copied = 0
+    for param in model.parameters():
+        if param.grad is not None and not same_layout(param.grad, param):
+            param.grad = torch.empty_like(param).copy_(param.grad)
+            copied += 1
+    return copied
+
+
 def train_step(
     model: Network,
     rule: Rule,
@@ -152,6 +168,8 @@ def train_step(
 ) -> torch.Tensor:
     """One update: forward, ``rule.set_grads``, ``optimizer.step()``, ``model.apply_constraint()``.
 
+    Gradients reach the optimizer in their parameters' layout (``give_grads_parameter_layout``).
+
     x: (B, *input_shape); target: (B,). ``before_step(loss)``, if given, runs once the gradients are
     set; it may change them (e.g. average them across processes) and returns False to skip the
     update. Returns the batch's mean loss before the step.
@@ -159,6 +177,7 @@ def train_step(
     with torch.set_grad_enabled(rule.needs_graph):
         output = model.trace(x)
     loss = rule.set_grads(model, output, target)
+    give_grads_parameter_layout(model)
     if before_step is None or before_step(loss):
         optimizer.step()
         model.apply_constraint()

@@ -1,0 +1,144 @@
+"""A reference training step built only from plain torch ops, independent of gevb's kernels.
+
+The forward pass re-implements the network from its parameters with textbook operations: the
+materialized block-sparse expanded input for a vectorized first layer, the scalar op applied to
+each of the K components, ``F.unfold`` patches for locally connected layers, ``F.avg_pool2d``,
+the gate from its definition ``G = 1[t . h >= 0]``. Gradients come from ``torch.autograd``:
+the true gradient for BP, and for GEVB and DFA the gradient of each layer given the output
+gradient the rule prescribes (docs/method.md). The update is ``torch.optim.Adam(fused=False,
+foreach=False)`` followed by the nonneg clamp. Nothing here calls a gevb layer's own code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
+
+
+def expanded(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, D) or (B, C, H, W) -> (B, K, K*D) or (B, K, K*C, H, W): input (k', d) is ``x_d e_k'``."""
+    eye = torch.eye(k, dtype=x.dtype)
+    if x.dim() == 2:
+        return torch.einsum("kj,bd->bkjd", eye, x).flatten(2)
+    return torch.einsum("kj,bchw->bkjchw", eye, x).flatten(2, 3)
+
+
+def local2d(x: torch.Tensor, weight: torch.Tensor, layer: VecLocal2d) -> torch.Tensor:
+    """Scalar locally connected layer without bias: x (N, C, H, W), weight (L, out, F) -> (N, out, H', W')."""
+    patches = F.unfold(x, layer.kernel_size, padding=layer.padding, stride=layer.stride)  # (N, F, L)
+    return torch.einsum("lof,nfl->nol", weight, patches).unflatten(2, layer.output_size)
+
+
+def weight_layer(layer, a: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h of one weight layer: a (B, K, *S) (or the raw batch for an input-expanding layer) -> (B, K, *S')."""
+    k = layer.vector_dim
+    if layer.expand_input:
+        a = expanded(a, k)
+    batch = a.shape[0]
+    if isinstance(layer, VecLinear):
+        h = a @ weight.reshape(weight.shape[0], -1).t()  # (B, K, out)
+        return h + bias  # bias (K, out)
+    scalar = a.flatten(0, 1)  # (B*K, C, H, W): the scalar layer on each component
+    if isinstance(layer, VecConv2d):
+        h = F.conv2d(scalar, weight, stride=layer.stride, padding=layer.padding)
+        return h.unflatten(0, (batch, k)) + bias.view(1, k, -1, 1, 1)
+    h = local2d(scalar, weight, layer)
+    return h.unflatten(0, (batch, k)) + bias.unsqueeze(0)  # bias (K, out, H', W')
+
+
+def gate_of(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``G = 1[t . h >= 0]``: h (B, K, N) or (B, K, C, H, W), t (N or C, K) -> (B, *S)."""
+    if h.dim() == 3:
+        return (torch.einsum("bkn,nk->bn", h, t) >= 0).to(h.dtype)
+    return (torch.einsum("bkchw,ck->bchw", h, t) >= 0).to(h.dtype)
+
+
+def flatten(a: torch.Tensor, vectorized: bool) -> torch.Tensor:
+    """(B, K, C, H, W) -> (B, K, H*W*C): channel fastest, feature (y*W + x)*C + c."""
+    return a.permute(0, 1, 3, 4, 2).flatten(2)
+
+
+def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor):
+    """Run ``model``'s architecture with the tensors ``params`` (named as in ``model``).
+
+    Returns ``(logits (B, classes), layers)``, ``layers[i] = (a_in, h, G)`` for every weight layer i:
+    its input, its output and the gate after it (None for the readout).
+    """
+    a = x.flatten(1) if isinstance(model.layers[0], VecLinear) else x
+    a = a if model.vectorized else a.unsqueeze(1)
+    records, pending = {}, None
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, TGate):
+            gate = gate_of(a, params[f"layers.{i}.t"])
+            records[pending] = (*records[pending][:2], gate)
+            a = a * gate.unsqueeze(1)
+        elif isinstance(layer, VecAvgPool2d):
+            a = F.avg_pool2d(a.flatten(0, 1), layer.kernel_size).unflatten(0, a.shape[:2])
+        elif isinstance(layer, VecFlatten):
+            a = flatten(a, model.vectorized)
+        else:
+            h = weight_layer(layer, a, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
+            records[i], pending, a = (a, h, None), i, h
+    logits = a[:, :, 0] if model.vectorized else a[:, 0, :]
+    return logits, records
+
+
+def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+    """The gradient ``rule`` prescribes for every trainable tensor of ``params`` (docs/method.md).
+
+    ``bp``, ``bp-autograd``: autograd's gradient of the mean cross-entropy. ``gevb``: hidden layer l
+    gets ``dL/dh_l[b, k, m] = G_l[b, m] e[b, k] / B``; ``dfa``: ``dL/dh_l = G_l (e @ B_l) / B`` with
+    ``e @ B_l`` shaped (C, H, W). The readout always gets its true gradient.
+    """
+    trainable = {name: value for name, value in params.items() if value.requires_grad}
+    logits, records = forward(model, params, x)
+    loss = F.cross_entropy(logits, y)
+    if rule.name in ("bp", "bp-autograd"):
+        return dict(zip(trainable, torch.autograd.grad(loss, list(trainable.values())), strict=True))
+    batch = x.shape[0]
+    e = (F.softmax(logits, 1) - F.one_hot(y, logits.shape[1])).detach()
+    *hidden, readout = records
+    grads = {}
+    for i in hidden + [readout]:
+        a_in, _, gate = records[i]
+        weight, bias = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+        h = weight_layer(model.layers[i], a_in.detach(), weight, bias)
+        if i == readout:
+            logits_alone = h[:, :, 0] if model.vectorized else h[:, 0, :]
+            out_grad = torch.autograd.grad(F.cross_entropy(logits_alone, y), h)[0]
+        elif rule.name == "gevb":
+            out_grad = gate.unsqueeze(1) * e.view(*e.shape, *[1] * (gate.dim() - 1)) / batch
+        elif rule.name == "dfa":
+            signal = (e @ rule.feedback[:, : gate[0].numel()].to(e.dtype)).view(gate.shape)
+            out_grad = (gate * signal).unsqueeze(1) / batch
+        else:
+            raise ValueError(f"no reference for rule {rule.name!r}")
+        grads[f"layers.{i}.weight"], grads[f"layers.{i}.bias"] = torch.autograd.grad(h, [weight, bias], out_grad)
+    return grads
+
+
+def reference_steps(model, rule, initial: dict[str, torch.Tensor], batches, lr: float, dtype=torch.float64):
+    """Train a copy of ``initial`` (a state dict of ``model``) for the given ``(x, y)`` batches.
+
+    Adam (``fused=False, foreach=False``), then the nonneg clamp of every weight past the first
+    layer. Returns the final state as a dict of tensors in ``dtype``.
+    """
+    params = {name: value.detach().to(dtype).clone() for name, value in initial.items()}
+    trainable = [name for name, _ in model.named_parameters()]
+    for name in trainable:
+        params[name].requires_grad_(True)
+    optimizer = torch.optim.Adam([params[name] for name in trainable], lr=lr, fused=False, foreach=False)
+    first = f"layers.{model.weight_indices[0]}.weight"
+    for x, y in batches:
+        grads = gradients(model, rule, params, x.to(dtype), y)
+        for name in trainable:
+            params[name].grad = grads[name]
+        optimizer.step()
+        if model.sign == "nonneg":
+            with torch.no_grad():
+                for name in trainable:
+                    if name.endswith(".weight") and name != first:
+                        params[name].clamp_(min=0)
+    return {name: value.detach() for name, value in params.items()}

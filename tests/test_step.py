@@ -1,0 +1,140 @@
+"""The whole training step equals a reference step: the engine's own step (the optimizer ``Trainer``
+builds, every fast path on, the batches it draws) against ``tests/reference.py`` (plain torch ops,
+autograd, ``Adam(fused=False)``, the clamp), for every valid (architecture, rule, sign) triple."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tqdm import tqdm
+
+import gevb.layers.local as local
+import gevb.rules.base as base
+from conftest import small_widths, valid_pairs
+from gevb.config import TrainConfig
+from gevb.data import Dataset, Split
+from gevb.rules import BP, Rule
+from gevb.rules.base import give_grads_parameter_layout
+from gevb.training import Trainer
+from reference import reference_steps
+
+STEPS, BATCH, LR = 3, 16, 1e-2
+# (C, H, W): one- and three-channel, square and not (the MNIST and the CIFAR-10 layouts)
+SHAPES = [(1, 8, 8), (1, 8, 12), (3, 8, 8), (3, 12, 8)]
+
+
+def synthetic(shape: tuple[int, int, int], dtype: torch.dtype, classes: int = 10, size: int = 2 * BATCH + 5) -> Dataset:
+    """Random inputs and labels of the given shape (a step-equality test needs no real data).
+
+    Named ``digits`` for the engine's data check; ``size`` leaves a short last batch in the permutation."""
+    generator = torch.Generator().manual_seed(sum(shape))
+    split = Split(torch.randn(size, *shape, generator=generator, dtype=dtype),
+                  torch.randint(0, classes, (size,), generator=generator))  # fmt: skip
+    return Dataset("digits", split, split, classes, shape, "synthetic")
+
+
+def engine(arch: str, rule: str, sign: str, shape, dtype: torch.dtype) -> Trainer:
+    """A ``Trainer`` for the triple at small widths on synthetic data, its model and rule in ``dtype``."""
+    config = TrainConfig(model=arch, rule=rule, sign=sign, widths=list(small_widths(arch, shape[0])),
+                         batch_size=BATCH, lr=LR, seed=3, device="cpu")  # fmt: skip
+    trainer = Trainer(config, data=synthetic(shape, dtype))
+    trainer.model.to(dtype)  # in place: the optimizer keeps the same parameters
+    trainer.rule.to(dtype)
+    return trainer
+
+
+def engine_and_reference(trainer: Trainer, dtype=torch.float64):
+    """``STEPS`` engine steps and the reference's steps on the batches the engine drew."""
+    initial = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    order = torch.Generator()
+    order.set_state(trainer.batch_order.get_state())
+    batches = torch.randperm(len(trainer.data.train), generator=order)[: STEPS * BATCH].split(BATCH)
+    train = trainer.data.train
+    with tqdm(disable=True) as bar:
+        trainer.train_epoch(bar, max_steps=STEPS)
+    expected = reference_steps(trainer.model, trainer.rule, initial, [(train.x[b], train.y[b]) for b in batches],
+                               LR, dtype)  # fmt: skip
+    return dict(trainer.model.named_parameters()), initial, expected
+
+
+def triples():
+    return [(arch, rule, sign) for arch, rule in valid_pairs() for sign in ("nonneg", "mixed")]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(("arch", "rule", "sign"), triples())
+def test_engine_steps_equal_reference_steps_in_float64(arch, rule, sign, shape, monkeypatch):
+    """float64, relative 1e-9: the same arithmetic up to summation order."""
+    if arch.startswith("lc"):
+        monkeypatch.setattr(local, "ROW_GEMM_MIN_INNER", 1)  # inner LC layers take the row GEMMs at any width
+    trainer = engine(arch, rule, sign, shape, torch.float64)
+    got, initial, expected = engine_and_reference(trainer)
+    for name, value in got.items():
+        assert not torch.equal(value.detach(), initial[name]), f"{name} did not move"
+        torch.testing.assert_close(value.detach(), expected[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+def relative_change_error(got: torch.Tensor, expected: torch.Tensor, initial: torch.Tensor) -> float:
+    """``|(got - w0) - (expected - w0)| / |expected - w0|``: how far a tensor's update is from the reference's."""
+    change = expected - initial.to(expected.dtype)
+    return ((got.to(expected.dtype) - expected).norm() / change.norm()).item()
+
+
+# float32 against the float64 reference from the same float32 weights. Rounding alone moves a tensor's
+# 3-step update by about 1e-6 of its size; a gate whose t . h lies within rounding of 0 can open in one
+# pass and not the other, which changes that unit's updates: over these 144 cases that gave at most
+# 0.09 (a hidden bias of 160 entries). A wrong layout sends a third of a tensor's entries the wrong way,
+# 1.1 to 2.2. Hence 0.25.
+FLOAT32_CHANGE_ERROR = 0.25
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(("arch", "rule", "sign"), triples())
+def test_engine_steps_in_float32_follow_the_float64_reference(arch, rule, sign, shape):
+    """float32 as the engine trains (oneDNN GEMMs, fused float32 Adam), against the float64 reference."""
+    trainer = engine(arch, rule, sign, shape, torch.float32)
+    got, initial, expected = engine_and_reference(trainer, torch.float64)
+    for name, value in got.items():
+        assert value.dtype == torch.float32
+        error = relative_change_error(value.detach(), expected[name], initial[name])
+        assert error <= FLOAT32_CHANGE_ERROR, f"{name}: update off by {error:.3g} of its size"
+
+
+@pytest.mark.parametrize(("arch", "rule"), [pair for pair in valid_pairs() if pair[1] != "bp-autograd"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_built_in_rules_set_gradients_in_the_parameters_layout(arch, rule, channels):
+    """Every gevb rule hands the optimizer gradients it can read as they are: nothing for the engine to copy."""
+    trainer = engine(arch, rule, "nonneg", (channels, 8, 8), torch.float64)
+    x, y = trainer.data.train.x[:BATCH], trainer.data.train.y[:BATCH]
+    trainer.rule.set_grads(trainer.model, trainer.model.trace(x), y)
+    assert all(param.grad is not None for param in trainer.model.parameters())
+    assert give_grads_parameter_layout(trainer.model) == 0
+
+
+class PermutedBP(Rule):
+    """A user's rule: exact BP, but every gradient handed over as a transposed (non-contiguous) copy."""
+
+    name = "bp"  # what the reference computes for it
+
+    def deliver(self, model, output, error) -> None:
+        BP.deliver(self, model, output, error)
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.grad = param.grad.transpose(0, 1).contiguous().transpose(0, 1)
+
+
+def test_the_engine_steps_correctly_on_a_users_permuted_gradients(monkeypatch):
+    """``train_step`` gives gradients the parameter's layout before the fused optimizer reads them."""
+    trainer = engine("fc-vec", "bp", "mixed", (1, 8, 8), torch.float64)
+    trainer.rule = PermutedBP(trainer.model)
+    got, initial, expected = engine_and_reference(trainer)
+    for name, value in got.items():
+        torch.testing.assert_close(value.detach(), expected[name], rtol=1e-9, atol=1e-12, msg=name)
+    monkeypatch.setattr(base, "give_grads_parameter_layout", lambda model: 0)  # without the copy: wrong steps
+    trainer = engine("fc-vec", "bp", "mixed", (1, 8, 8), torch.float64)
+    trainer.rule = PermutedBP(trainer.model)
+    got, initial, expected = engine_and_reference(trainer)
+    assert (
+        relative_change_error(got["layers.0.weight"].detach(), expected["layers.0.weight"], initial["layers.0.weight"])
+        > 0.5
+    )
