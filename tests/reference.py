@@ -56,8 +56,8 @@ def gate_of(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def flatten(a: torch.Tensor, vectorized: bool) -> torch.Tensor:
-    """(B, K, C, H, W) -> (B, K, H*W*C): channel fastest, feature (y*W + x)*C + c."""
-    return a.permute(0, 1, 3, 4, 2).flatten(2)
+    """(B, K, C, H, W) -> (B, K, F): channel fastest (H, W, C) in a VNN, (C, H, W) in a conventional net."""
+    return a.permute(0, 1, 3, 4, 2).flatten(2) if vectorized else a.flatten(2)
 
 
 def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor):

@@ -10,7 +10,7 @@ from torch.testing import assert_close
 
 from conftest import small_widths
 from gevb import ARCHITECTURES, build_model
-from gevb.layers import TGate, WeightLayer
+from gevb.layers import TGate, VecFlatten, WeightLayer
 
 F64 = {"dtype": torch.float64}
 
@@ -176,3 +176,52 @@ def test_constraint_only_touches_weights_past_the_first_layer():
         first, *later = model.weight_layers
         assert first.weight.max() == -1
         assert all(layer.weight.min() == (0 if sign == "nonneg" else -1) for layer in later)
+
+
+def paired_blocks(w: torch.Tensor) -> None:
+    """Assert the ON/OFF pattern of SPEC §4 on rows and columns (2m, 2m+1) of a (out, in) weight."""
+    assert w.min() >= 0
+    assert torch.equal(w[0::2, 0::2], w[1::2, 1::2]) and torch.equal(w[0::2, 1::2], w[1::2, 0::2])
+    assert (w[0::2, 0::2] * w[0::2, 1::2]).abs().max() == 0 and w.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", [name for name in ARCHITECTURES if not name.endswith("-vec")])
+def test_conventional_nonneg_readout_pairs_its_class_rows_as_published(name):
+    """SPEC §3 (a): the num_classes-row readout is ON/OFF-initialized like a hidden layer."""
+    model = build_model(name, (1, 8, 8), 10, "nonneg", widths=small_widths(name), seed=2, **F64)
+    paired_blocks(model.weight_layers[-1].weight)
+    odd = build_model(name, (1, 8, 8), 5, "nonneg", widths=small_widths(name), seed=2, **F64).weight_layers[-1]
+    paired_blocks(odd.weight[:4])
+    last = odd.weight[4]  # an odd last class row: drawn as an unpaired readout row
+    assert (last[0::2] * last[1::2]).abs().max() == 0 and last.abs().sum() > 0
+    vnn = build_model(f"{name}-vec", (1, 8, 8), 10, "nonneg", widths=small_widths(name), seed=2, **F64)
+    assert vnn.weight_layers[-1].weight.shape == (1, vnn.weight_layers[-1].in_features)  # one unpaired unit
+
+
+def test_conventional_nonneg_fc_logits_come_in_opposite_pairs_at_initialization(digits):
+    """With paired hidden units (+h, -h) and paired class rows, logit 2m+1 = -logit 2m at initialization."""
+    model = build_model("fc", (1, 8, 8), 10, "nonneg", widths=(16, 12), seed=4, **F64)
+    logits = model(digits[0][:32].double())
+    assert (logits != 0).float().mean() > 0.5
+    assert_close(logits[:, 1::2], -logits[:, 0::2])
+
+
+@pytest.mark.parametrize("name", ["conv", "lc", "conv-vec", "lc-vec"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_flatten_order_conventional_chw_vectorized_hwc(name, channels):
+    """SPEC §3 (b): conventional networks flatten in (C, H, W) order, so the first FC layer's ON/OFF
+    column pair (2n, 2n+1) is two neighbouring positions of one channel; VNNs put the channel fastest."""
+    model = build_model(name, (channels, 16, 20), 10, "nonneg", widths=small_widths(name, channels), seed=1, **F64)
+    index = next(i for i, layer in enumerate(model.layers) if isinstance(layer, VecFlatten))
+    x = torch.randn(3, channels, 16, 20, **F64)
+    before, after = model.activation_before(x, index), model.activation_before(x, index + 1)
+    _, _, c, h, w = before.shape
+    assert min(c, h, w) > 1  # the orders differ
+    for channel, y, column in [(0, 0, 0), (c - 1, h - 1, w - 1), (1, h // 2, w // 2)]:
+        feature = (channel * h + y) * w + column if not model.vectorized else (y * w + column) * c + channel
+        assert_close(after[:, :, feature], before[:, :, channel, y, column])
+    layer = model.layers[index]
+    c_out = torch.randn(3, after.shape[2], **F64)  # the transpose follows the same order
+    a = before.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(layer(a)[:, 0], a, c_out)
+    assert_close(layer.input_credit(c_out, before), expected[:, 0])

@@ -9,6 +9,7 @@ import torch
 
 from conftest import small_widths
 from gevb.checkpoint import load_checkpoint, save_checkpoint
+from gevb.cli import main
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.training import Trainer, evaluate_run, train
 
@@ -171,3 +172,13 @@ def test_config_layers_and_validation(tmp_path):
     yaml_file.write_text("rule: [unclosed\n")
     with pytest.raises(ValueError, match="is not valid YAML"):
         load_config(yaml_file)
+
+
+def test_a_version_1_checkpoint_is_refused_with_the_reason(tmp_path, capsys):
+    """gevb 0.1's conventional conv/LC weights mean another function now; its runs must be trained again."""
+    train(small("conv", "dfa", epochs=1), tmp_path / "run")
+    checkpoint = torch.load(tmp_path / "run/checkpoint.pt", weights_only=True)
+    torch.save({**checkpoint, "version": 1}, tmp_path / "run/checkpoint.pt")
+    assert main(["eval", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was written by gevb 0.1" in err[0] and "train the run again" in err[0]

@@ -21,7 +21,7 @@ from gevb.models import ARCHITECTURES, Network, Trace, build_model  # noqa: E402
 from gevb.rules import RULES, make_rule, train_step  # noqa: E402
 from gevb.training import Trainer, evaluate_run, train  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "ARCHITECTURES",
     "DATASETS",

@@ -18,7 +18,10 @@ from torch import nn
 
 from gevb.files import atomic_file
 
-FORMAT, VERSION = "gevb-checkpoint", 1
+FORMAT, VERSION = "gevb-checkpoint", 2
+# Version 1 (gevb 0.1): conventional conv/LC networks flattened in (H, W, C) order, so their weights mean
+# something else now, and LC and one-channel conv-vec runs were trained by a partly wrong optimizer step.
+OLDER = {1: "gevb 0.1, whose conventional networks were built differently and whose Adam step was partly wrong"}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -39,8 +42,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not a loadable gevb checkpoint ({reason[:200]}); pass a checkpoint.pt") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a gevb checkpoint (no {FORMAT!r} tag); pass a checkpoint.pt")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{path} has checkpoint version {state.get('version')}, this gevb reads {VERSION}")
+    version = state.get("version")
+    if version in OLDER:
+        raise ValueError(
+            f"{path} was written by {OLDER[version]}; train the run again (this gevb reads version {VERSION})"
+        )
+    if version != VERSION:
+        raise ValueError(f"{path} has checkpoint version {version}, this gevb reads {VERSION}")
     return state
 
 

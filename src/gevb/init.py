@@ -15,7 +15,7 @@ import math
 import torch
 
 SIGNS = ("nonneg", "mixed")
-ROLES = ("first", "hidden", "readout")
+ROLES = ("first", "hidden", "readout", "paired-readout")
 
 
 def interleave(even: torch.Tensor, odd: torch.Tensor, dim: int) -> torch.Tensor:
@@ -47,7 +47,9 @@ def draw_weight(
     ``mixed``: He normal, std = 1/sqrt(f * fan_in), f = 1 for the first layer, 0.5 later.
     ``nonneg`` (ON/OFF): first layer ``W[2m] = V_m, W[2m+1] = -V_m`` with V ~ N(0, 1/fan_in);
     later layers ``W[2m,2n] = W[2m+1,2n+1] = relu(M)``, ``W[2m,2n+1] = W[2m+1,2n] = relu(-M)``
-    with M ~ N(0, 4/fan_in) of shape ``(out/2, in/2)`` (readout: unpaired rows, ``out`` rows of M).
+    with M ~ N(0, 4/fan_in) of shape ``(out/2, in/2)``. ``readout`` (a VNN's one unit): unpaired
+    rows, ``out`` rows of M. ``paired-readout`` (a conventional network's class rows, as published):
+    rows paired like a hidden layer's; with an odd count the last row is drawn as an unpaired one.
     """
     if sign not in SIGNS:
         raise ValueError(f"unknown sign regime {sign!r}; use one of {', '.join(SIGNS)}")
@@ -58,6 +60,12 @@ def draw_weight(
         f = 1.0 if role == "first" else 0.5
         std = 1.0 / math.sqrt(f * fan_in)
         return torch.randn(block_shape, generator=generator, dtype=torch.float64) * std
+    if role == "paired-readout":
+        paired = (positions, out - out % 2, inp, taps)
+        rows = [draw_weight(paired, fan_in, sign, "hidden", generator, name)] if out > 1 else []
+        if out % 2:
+            rows.append(draw_weight((positions, 1, inp, taps), fan_in, sign, "readout", generator, name))
+        return torch.cat(rows, 1)
     if role != "readout" and out % 2:
         raise ValueError(
             f"{name} has {out} output units/channels, but sign='nonneg' pairs them (ON/OFF); "

@@ -42,15 +42,31 @@ class VecAvgPool2d(nn.Module):
 
 
 class VecFlatten(nn.Module):
-    """(B, K, C, H, W) -> (B, K, H*W*C), channel fastest: feature ``(y*W + x)*C + c``.
+    """(B, K, C, H, W) -> (B, K, C*H*W) in one of two feature orders.
 
-    Channel-fastest order keeps paired channels 2m, 2m+1 on adjacent features 2n, 2n+1.
+    ``order="hwc"`` (vectorized networks, SPEC §2): channel fastest, feature ``(y*W + x)*C + c``,
+    so paired channels 2m, 2m+1 land on adjacent features 2n, 2n+1, the pairs of the next layer's
+    ON/OFF columns. ``order="chw"`` (conventional networks, as published, SPEC §3): feature
+    ``(c*H + y)*W + x``, so a column pair is two neighbouring positions of one channel.
     """
 
+    ORDERS = ("hwc", "chw")
+
+    def __init__(self, order: str = "hwc") -> None:
+        super().__init__()
+        if order not in self.ORDERS:
+            raise ValueError(f"VecFlatten order must be one of {', '.join(self.ORDERS)}, got {order!r}")
+        self.order = order
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return a.permute(0, 1, 3, 4, 2).flatten(2)
+        return a.permute(0, 1, 3, 4, 2).flatten(2) if self.order == "hwc" else a.flatten(2)
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
-        """(B, H*W*C) -> (B, C, H, W)."""
+        """(B, C*H*W) -> (B, C, H, W)."""
         channels, height, width = a_in.shape[2:]
+        if self.order == "chw":
+            return c.view(c.shape[0], channels, height, width)
         return c.view(c.shape[0], height, width, channels).permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order!r}"

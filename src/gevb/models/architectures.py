@@ -73,7 +73,7 @@ def _with_widths(blueprint: Blueprint, widths: Sequence[int] | None, name: str) 
 
 
 def _assemble(
-    blueprint: Blueprint, input_shape: tuple[int, int, int], k: int, n_out: int, name: str, factory
+    blueprint: Blueprint, input_shape: tuple[int, int, int], k: int, n_out: int, flatten_order: str, name: str, factory
 ) -> list[nn.Module]:
     """Instantiate a blueprint; ``shape`` tracks the per-component scalar activation shape."""
     shape = (math.prod(input_shape),) if blueprint[0][0] == "linear" else tuple(input_shape)
@@ -95,7 +95,7 @@ def _assemble(
             layers.append(VecAvgPool2d(2))
             shape = (shape[0], shape[1] // 2, shape[2] // 2)
         else:
-            layers.append(VecFlatten())
+            layers.append(VecFlatten(flatten_order))
             shape = (math.prod(shape),)
         if min(shape) < 1:
             raise ValueError(f"{name}: input_shape {input_shape} is too small for this architecture; use larger images")
@@ -132,7 +132,8 @@ def build_model(
     vectorized = suffix == "vec"
     blueprint = _with_widths(BLUEPRINTS[family](input_shape[0], vectorized), widths, name)
     k, n_out = (num_classes, 1) if vectorized else (1, num_classes)
-    layers = _assemble(blueprint, input_shape, k, n_out, name, {"device": device, "dtype": dtype})
+    flatten_order = "hwc" if vectorized else "chw"  # conventional networks as published (SPEC §3)
+    layers = _assemble(blueprint, input_shape, k, n_out, flatten_order, name, {"device": device, "dtype": dtype})
     model = Network(layers, input_shape, num_classes, vectorized, sign, name)
     model.reset_parameters(torch.Generator().manual_seed(seed))
     return model

@@ -155,11 +155,15 @@ class Network(nn.Module):
         return [tuple(masks[i + 1].shape[1:]) for i in self.weight_indices[:-1]]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Draw all weights and gate vectors from ``generator`` in layer order (SPEC §4)."""
+        """Draw all weights and gate vectors from ``generator`` in layer order (SPEC §4).
+
+        A conventional network's readout rows are ON/OFF-paired like a hidden layer's, as published (SPEC §3).
+        """
         first, readout = self.weight_indices[0], self.weight_indices[-1]
+        roles = {first: "first", readout: "readout" if self.vectorized else "paired-readout"}
         for i, layer in enumerate(self.layers):
             if isinstance(layer, WeightLayer):
-                role = "first" if i == first else "readout" if i == readout else "hidden"
+                role = roles.get(i, "hidden")
                 layer.reset_parameters(self.sign, role, generator, f"{self.name} layers.{i} ({type(layer).__name__})")
             elif isinstance(layer, TGate):
                 layer.reset_parameters(generator)
