@@ -4,6 +4,11 @@ autograd, ``Adam(fused=False)``, the clamp), for every valid (architecture, rule
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from tqdm import tqdm
@@ -44,18 +49,27 @@ def engine(arch: str, rule: str, sign: str, shape, dtype: torch.dtype) -> Traine
     return trainer
 
 
-def engine_and_reference(trainer: Trainer, dtype=torch.float64):
-    """``STEPS`` engine steps and the reference's steps on the batches the engine drew."""
+def engine_steps(trainer: Trainer) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """Run ``STEPS`` steps of the engine; return the initial state and the index batches it drew."""
     initial = {name: value.clone() for name, value in trainer.model.state_dict().items()}
     order = torch.Generator()
     order.set_state(trainer.batch_order.get_state())
-    batches = torch.randperm(len(trainer.data.train), generator=order)[: STEPS * BATCH].split(BATCH)
-    train = trainer.data.train
+    batches = list(torch.randperm(len(trainer.data.train), generator=order)[: STEPS * BATCH].split(BATCH))
     with tqdm(disable=True) as bar:
         trainer.train_epoch(bar, max_steps=STEPS)
-    expected = reference_steps(trainer.model, trainer.rule, initial, [(train.x[b], train.y[b]) for b in batches],
-                               LR, dtype)  # fmt: skip
-    return dict(trainer.model.named_parameters()), initial, expected
+    return initial, batches
+
+
+def reference_for(trainer: Trainer, initial, batches, dtype=torch.float64) -> dict[str, torch.Tensor]:
+    """The reference's state after the same steps from ``initial`` on the same batches."""
+    train = trainer.data.train
+    return reference_steps(trainer.model, trainer.rule, initial, [(train.x[b], train.y[b]) for b in batches], LR, dtype)
+
+
+def engine_and_reference(trainer: Trainer, dtype=torch.float64):
+    """``STEPS`` engine steps and the reference's steps on the batches the engine drew."""
+    initial, batches = engine_steps(trainer)
+    return dict(trainer.model.named_parameters()), initial, reference_for(trainer, initial, batches, dtype)
 
 
 def triples():
@@ -139,3 +153,28 @@ def test_the_engine_steps_correctly_on_a_users_permuted_gradients(monkeypatch):
         relative_change_error(got["layers.0.weight"].detach(), expected["layers.0.weight"], initial["layers.0.weight"])
         > 0.5
     )
+
+
+PARALLEL_CASES = [("lc-vec", "gevb", "nonneg", (1, 8, 8)), ("conv-vec", "bp", "mixed", (1, 8, 12)),
+                  ("lc", "dfa", "nonneg", (3, 16, 8)), ("fc", "bp-autograd", "nonneg", (3, 8, 8))]  # fmt: skip
+
+
+def test_two_gloo_processes_step_like_the_single_process_reference(tmp_path):
+    """Data parallel (each process half of every batch, gradients averaged in one all-reduce) in float64
+    against the one-process reference, to 1e-9 relative."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(Path(__file__).with_name("parallel_steps.py")), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for index, (arch, rule, sign, shape) in enumerate(PARALLEL_CASES):
+        saved = torch.load(tmp_path / f"case{index}.pt", weights_only=True)
+        assert saved["processes"] == 2
+        trainer = engine(arch, rule, sign, shape, torch.float64)  # the same model, rule and data, one process
+        expected = reference_for(trainer, saved["initial"], saved["batches"])
+        for name, value in saved["final"].items():
+            assert not torch.equal(value, saved["initial"][name]), f"{arch} {rule}: {name} did not move"
+            torch.testing.assert_close(
+                value, expected[name], rtol=1e-9, atol=1e-12, msg=f"{arch} {rule} {sign}: {name}"
+            )
