@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -42,9 +43,14 @@ def require_data(path: Path, install: str) -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1,797 8x8 digits as (N, 1, 8, 8) float32 in [-1, 1] and (N,) int64 labels."""
     images, labels = load_digits(return_X_y=True)
     x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 8, 8) / 8.0 - 1.0
     return x, torch.tensor(labels, dtype=torch.int64)
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    return digits_tensors()
