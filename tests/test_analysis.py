@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import small_widths
-from gevb import TrainConfig, Trainer, build_model, make_rule
+from gevb import TrainConfig, Trainer, build_model, load_dataset, make_rule
 from gevb.analysis.alignment import angle_deg, angles_deg, measure_alignment
-from gevb.analysis.clusters import cluster_ratio
+from gevb.analysis.clusters import block_features, cluster_ratio, embed
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling
 from gevb.cli import main
-from gevb.training import train
+from gevb.training import load_run, train
 
 plots = pytest.importorskip("gevb.analysis.plots", reason="needs matplotlib: pip install -e '.[test]'")
 
@@ -159,14 +159,22 @@ def test_cluster_ratio_is_small_for_tight_classes_and_near_one_for_noise():
 
 
 def test_cluster_quality_and_plot_commands_on_a_digits_run(capsys, tmp_path):
+    """GEVB training separates the classes in the last conv block's features: measured on this run, the
+    ratio falls from 0.666 at initialization to 0.510 (DFA in conv: 0.851 to 0.644; BP 0.56 and 0.73)."""
     run = tmp_path / "run"
-    argv = ["train", "--model", "conv-vec", "--widths", "8,8,32", "--epochs", "3", "--track-alignment"]
+    argv = ["train", "--model", "conv-vec", "--widths", "8,8,32", "--epochs", "15", "--lr", "3e-3", "--track-alignment"]
     assert main([*argv, "--device", "cpu", "--out", str(run), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["cluster-quality", str(run), "--examples", "120", "--device", "cpu", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert 0 < result["initial_ratio"] < 1.2 and 0 < result["trained_ratio"] < 1.2 and result["examples"] == 120
+    assert result["examples"] == 120
     assert result["improvement"] == pytest.approx(result["initial_ratio"] - result["trained_ratio"])
+    assert result["improvement"] > 0.05
+    x, y = load_dataset("digits", device="cpu").test.x[:120], load_dataset("digits", device="cpu").test.y[:120]
+    trained = load_run(run, device="cpu").model
+    initial = build_model("conv-vec", (1, 8, 8), 10, "nonneg", widths=(8, 8, 32), seed=0)
+    for model, ratio in ((initial, result["initial_ratio"]), (trained, result["trained_ratio"])):
+        assert ratio == pytest.approx(cluster_ratio(embed(block_features(model, x)), y.numpy()), rel=1e-9)
     assert (run / "cluster-quality.png").read_bytes().startswith(b"\x89PNG")
     assert main(["plot", str(run)]) == 0
     assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")

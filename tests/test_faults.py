@@ -72,6 +72,11 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
 
 
+def metrics_lines(path: Path) -> list[str]:
+    """The complete lines of a metrics file (none while it is absent)."""
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
 def metrics_without_timing(path: Path) -> list[dict]:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in records]
@@ -84,13 +89,17 @@ def test_sigkill_at_a_random_moment_then_resume_ends_identical(tmp_path):
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "gevb", *argv, "--out", str(killed)]
     rng = random.Random(os.getpid())
-    for _attempt in range(2):  # two kills at random moments, each after at least one evaluation
+    evaluations = []
+    for _attempt in range(2):  # two kills at random moments, each after this process's first evaluation
+        before = len(evaluations)
         process = subprocess.Popen([*command, *(["--resume"] if killed.exists() else [])], stderr=subprocess.PIPE)
-        while not (killed / "metrics.jsonl").exists() and process.poll() is None:
+        while len(evaluations) <= before and process.poll() is None:  # this process has trained an epoch
             time.sleep(0.01)
+            evaluations = metrics_lines(killed / "metrics.jsonl")
         time.sleep(rng.uniform(0.0, 0.4))
         os.kill(process.pid, signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL and not (killed / "result.json").exists(), "killed mid-run"
+        assert len(evaluations) > before, "the kill landed before this process trained anything"
     assert main([*argv, "--out", str(killed), "--resume"]) == 0
     for key, value in weights(reference / "checkpoint.pt").items():
         assert torch.equal(weights(killed / "checkpoint.pt")[key], value), key

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gevb.analysis.report import (
+    ROW_TITLES,
     Run,
     collect_runs,
     published_results,
@@ -21,6 +24,7 @@ from gevb.config import TrainConfig
 from gevb.grid import grid_runs, paper_protocol
 
 plots = pytest.importorskip("gevb.analysis.plots", reason="needs matplotlib: pip install -e '.[test]'")
+image = pytest.importorskip("matplotlib.image")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,26 @@ def test_reproduce_writes_a_full_table_a_csv_and_the_curves(digits_grid):
     assert len(rows) == 24 and {row["finished"] for row in rows} == {"True"}
     cell = next(r for r in rows if (r["model"], r["rule"], r["sign"]) == ("lc", "dfa", "mixed"))
     assert body[5][3] == f"{float(cell['test_error']):.2f} ({float(cell['train_error']):.2f})"
-    png = (digits_grid / "curves-digits.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    written = image.imread(digits_grid / "curves-digits.png")  # (height, width, RGBA) in [0, 1]
+    figure = plots.learning_curves_figure(collect_runs(digits_grid))
+    redrawn = io.BytesIO()
+    figure.savefig(redrawn, format="png", dpi=120)
+    redrawn.seek(0)
+    width, height = figure.get_size_inches() * 120
+    assert written.shape == (round(height), round(width), 4)
+    assert np.array_equal(written, image.imread(redrawn))  # the figure of exactly these runs
+
+
+def test_curves_plot_each_runs_errors(digits_grid):
+    """Each panel's curves are its runs' errors: one seed, one epoch, so one point per (rule, sign) and split."""
+    runs = collect_runs(digits_grid)
+    for ax in plots.learning_curves_figure(runs).get_axes():
+        model = next(name for name, title in ROW_TITLES.items() if title == ax.get_title())
+        plotted = sorted(float(y) for line in ax.get_lines() for y in line.get_ydata())
+        errors = [
+            run.metrics[-1][key] for run in runs if run.config.model == model for key in ("test_error", "train_error")
+        ]
+        assert len(errors) == 8 and plotted == pytest.approx(sorted(errors))
 
 
 def test_curves_figure_has_a_labelled_panel_per_architecture(digits_grid):
