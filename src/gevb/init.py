@@ -62,7 +62,7 @@ def draw_weight(
         return torch.randn(block_shape, generator=generator, dtype=torch.float64) * std
     if role == "paired-readout":
         paired = (positions, out - out % 2, inp, taps)
-        rows = [draw_weight(paired, fan_in, sign, "hidden", generator, name)] if out > 1 else []
+        rows = [draw_weight(paired, fan_in, sign, "hidden", generator, name)]
         if out % 2:
             rows.append(draw_weight((positions, 1, inp, taps), fan_in, sign, "readout", generator, name))
         return torch.cat(rows, 1)
