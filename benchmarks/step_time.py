@@ -14,9 +14,6 @@ Usage: python benchmarks/step_time.py [--json] [--device cpu|cuda] [--repeats 10
 
 from __future__ import annotations
 
-import gevb  # noqa: F401  before torch, so that its memory settings (THP, allocator) apply as in `gevb`
-
-# isort: split
 import argparse
 import json
 import platform
@@ -32,10 +29,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gevb import build_model, make_rule, train_step
+from gevb import build_model, keep_freed_memory, make_rule, train_step
+from gevb.build import make_optimizer
 from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
-from gevb.layers.base import ONEDNN_MATMUL, matmul_nt
-from gevb.training import make_optimizer
+from gevb.layers.base import matmul_nt, onednn_matmul
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +44,8 @@ WARMUP_S = 1.5
 def median_ms(fn: Callable[[], object], device: torch.device, repeats: int, warmup_s: float | None = None) -> float:
     """Median wall time of ``fn`` in ms (CUDA: events around each call, after a synchronize).
 
-    Warm-up: at least 3 calls and ``warmup_s`` seconds (the first ~15 steps of a process run up
-    to 2x slower on the CPU while memory settles into huge pages).
+    Warm-up: at least 3 calls and ``warmup_s`` seconds (the first steps of a process are slower
+    on the CPU while the allocator's heap grows to its working size).
     """
     start_s, calls = time.perf_counter(), 0
     while calls < 3 or time.perf_counter() - start_s < (WARMUP_S if warmup_s is None else warmup_s):
@@ -75,7 +72,7 @@ def matmul_gflops(device: torch.device, repeats: int) -> dict[str, float]:
     """Dense fp32 GEMM GFLOP/s of this machine: ``torch.matmul`` (MKL on the CPU) and, on the CPU,
     oneDNN's GEMM (``gevb.layers.base.matmul_nt``'s fast path), each the best of three square sizes."""
     paths = {"torch_matmul": lambda a, b: a @ b}
-    if device.type == "cpu" and ONEDNN_MATMUL:
+    if device.type == "cpu" and onednn_matmul():
         paths["onednn"] = lambda a, b: matmul_nt(a, b)
     best = dict.fromkeys(paths, 0.0)
     for n in (1024, 2048, 4096):
@@ -100,7 +97,7 @@ def inplace_baddbmm_flops(self_shape, batch1_shape, batch2_shape, *args, out_sha
 def count_flops(fn: Callable[[], object]) -> int:
     """Matmul and convolution FLOPs of one call of ``fn``."""
     custom = {torch.ops.aten.baddbmm_: inplace_baddbmm_flops}
-    if ONEDNN_MATMUL:
+    if onednn_matmul():
         custom[torch.ops.mkldnn._linear_pointwise] = linear_pointwise_flops
     with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         fn()
@@ -292,4 +289,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as the gevb command does
     main()

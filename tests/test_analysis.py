@@ -11,12 +11,13 @@ import torch
 
 from conftest import small_widths
 from gevb import TrainConfig, Trainer, build_model, load_dataset, make_rule
-from gevb.analysis.alignment import angle_deg, angles_deg, measure_alignment
+from gevb.alignment import angle_deg, angles_deg, measure_alignment
 from gevb.analysis.clusters import block_features, cluster_ratio, embed
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling
+from gevb.build import load_run
 from gevb.cli import main
-from gevb.training import load_run, train
+from gevb.training import train
 
 plots = pytest.importorskip("gevb.analysis.plots", reason="needs matplotlib: pip install -e '.[test]'")
 
@@ -81,7 +82,7 @@ def test_tracking_alignment_records_angles_and_does_not_change_training(tmp_path
 
 
 def test_width_scaling_follows_the_theory_on_small_widths():
-    """SPEC §6 on digits, widths 64..512, two seeds: first layer ~ width^-1/2, last ~55.6 deg, mixed/DFA ~90."""
+    """method.md §6 on digits, widths 64..512, two seeds: first layer ~ width^-1/2, last ~55.6 deg, mixed/DFA ~90."""
     result = width_scaling("fc-vec", (64, 128, 256, 512), seeds=2, device="cpu")
     summary = result["summary"]
     assert -0.65 <= summary["first_hidden_slope"] <= -0.35
@@ -189,7 +190,7 @@ def test_cluster_quality_and_plot_commands_on_a_digits_run(capsys, tmp_path):
 def test_run_figure_has_error_and_alignment_panels(tmp_path):
     config = TrainConfig(model="fc-vec", widths=[16, 12], epochs=2, track_alignment=True, device="cpu")
     train(config, out=tmp_path / "run")
-    from gevb.analysis.report import collect_runs
+    from gevb.runs import collect_runs
 
     figure = plots.run_figure(collect_runs(tmp_path)[0])
     titles = [ax.get_title() for ax in figure.get_axes()]

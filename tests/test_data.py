@@ -1,4 +1,4 @@
-"""The data package (SPEC §8) on tiny files written in the real IDX and CIFAR-10 binary formats.
+"""The data package (docs/method.md §8) on tiny files written in the real IDX and CIFAR-10 binary formats.
 
 Downloads go to ``file://`` mirrors in a temporary folder; no test touches the network.
 """

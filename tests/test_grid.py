@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from gevb.analysis.report import collect_runs, result_rows
+from gevb.analysis.report import result_rows
 from gevb.cli import main
 from gevb.config import TrainConfig
-from gevb.grid import GRID_MODELS, GridRun, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
+from gevb.grid import GridRun, grid_runs, parse_shard, run_grid, run_status, shard
+from gevb.paper import GRID_MODELS, paper_protocol
+from gevb.runs import collect_runs
 
 
 def names(runs: list[GridRun]) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 from conftest import digits_tensors as digits
 from conftest import valid_pairs
 from gevb import build_model, make_rule, train_step
-from gevb.analysis.alignment import measure_alignment
+from gevb.alignment import measure_alignment
 from gevb.rules import loss_and_error
 
 WIDTHS = {"fc": (32, 32), "conv": (8, 8, 32), "lc": (8, 8, 32)}

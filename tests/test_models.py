@@ -1,4 +1,4 @@
-"""Architectures (SPEC §7 sizes), initialization (SPEC §4) and the ON/OFF equivalence."""
+"""Architectures (docs/method.md §7 sizes), initialization (docs/method.md §4) and the ON/OFF equivalence."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gevb.layers import TGate, VecFlatten, WeightLayer
 
 F64 = {"dtype": torch.float64}
 
-# Hidden weight-layer output shapes and readout fan-in, straight from SPEC §7.
+# Hidden weight-layer output shapes and readout fan-in, straight from docs/method.md §7.
 PAPER_SHAPES = {
     ("fc", 1): [(1024,), (512,)],
     ("fc", 3): [(1024,), (512,), (512,)],
@@ -35,7 +35,7 @@ def test_paper_layer_sizes(name, input_shape):
     key = (family, input_shape[0])
     expected = list(PAPER_SHAPES[key])
     if key == ("lc", 3) and not vectorized:
-        expected[-1] = (512,)  # the conventional CIFAR LC net has 512 hidden units (SPEC §7)
+        expected[-1] = (512,)  # the conventional CIFAR LC net has 512 hidden units (docs/method.md §7)
     assert model.hidden_shapes() == expected
     layers = model.weight_layers
     k = 10 if vectorized else 1
@@ -179,7 +179,7 @@ def test_constraint_only_touches_weights_past_the_first_layer():
 
 
 def paired_blocks(w: torch.Tensor) -> None:
-    """Assert the ON/OFF pattern of SPEC §4 on rows and columns (2m, 2m+1) of a (out, in) weight."""
+    """Assert the ON/OFF pattern of docs/method.md §4 on rows and columns (2m, 2m+1) of a (out, in) weight."""
     assert w.min() >= 0
     assert torch.equal(w[0::2, 0::2], w[1::2, 1::2]) and torch.equal(w[0::2, 1::2], w[1::2, 0::2])
     assert (w[0::2, 0::2] * w[0::2, 1::2]).abs().max() == 0 and w.abs().sum() > 0
@@ -187,7 +187,7 @@ def paired_blocks(w: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("name", [name for name in ARCHITECTURES if not name.endswith("-vec")])
 def test_conventional_nonneg_readout_pairs_its_class_rows_as_published(name):
-    """SPEC §3 (a): the num_classes-row readout is ON/OFF-initialized like a hidden layer."""
+    """docs/method.md §3 (a): the num_classes-row readout is ON/OFF-initialized like a hidden layer."""
     model = build_model(name, (1, 8, 8), 10, "nonneg", widths=small_widths(name), seed=2, **F64)
     paired_blocks(model.weight_layers[-1].weight)
     odd = build_model(name, (1, 8, 8), 5, "nonneg", widths=small_widths(name), seed=2, **F64).weight_layers[-1]
@@ -209,7 +209,7 @@ def test_conventional_nonneg_fc_logits_come_in_opposite_pairs_at_initialization(
 @pytest.mark.parametrize("name", ["conv", "lc", "conv-vec", "lc-vec"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_flatten_order_conventional_chw_vectorized_hwc(name, channels):
-    """SPEC §3 (b): conventional networks flatten in (C, H, W) order, so the first FC layer's ON/OFF
+    """docs/method.md §3 (b): conventional networks flatten in (C, H, W) order, so the first FC layer's ON/OFF
     column pair (2n, 2n+1) is two neighbouring positions of one channel; VNNs put the channel fastest."""
     model = build_model(name, (channels, 16, 20), 10, "nonneg", widths=small_widths(name, channels), seed=1, **F64)
     index = next(i for i, layer in enumerate(model.layers) if isinstance(layer, VecFlatten))

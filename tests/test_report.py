@@ -10,18 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gevb.analysis.report import (
-    ROW_TITLES,
-    Run,
-    collect_runs,
-    published_results,
-    render_table,
-    result_rows,
-    write_report,
-)
+from gevb.analysis.report import published_results, render_table, result_rows, write_report
 from gevb.cli import main
 from gevb.config import TrainConfig
-from gevb.grid import grid_runs, paper_protocol
+from gevb.grid import grid_runs
+from gevb.paper import ROW_TITLES, paper_protocol
+from gevb.runs import Run, collect_runs
 
 plots = pytest.importorskip("gevb.analysis.plots", reason="needs matplotlib: pip install -e '.[test]'")
 image = pytest.importorskip("matplotlib.image")

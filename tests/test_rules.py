@@ -1,5 +1,5 @@
-"""The learning rules against autograd and hand computations (SPEC §5) and the sign-matching
-theorem (SPEC §6)."""
+"""The learning rules against autograd and hand computations (docs/method.md §5) and the sign-matching
+theorem (docs/method.md §6)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_fast_bp_equals_autograd_for_every_parameter(name, sign, channels):
 
 
 def surrogate_grads(model, x, y, hidden_credit):
-    """Autograd gradient of each weight layer alone, given dL/dh per layer (SPEC §5's definition)."""
+    """Autograd gradient of each weight layer alone, given dL/dh per layer (docs/method.md §5's definition)."""
     output = model.trace(x)
     _, error = loss_and_error(output.logits.detach(), y)
     batch = x.shape[0]
@@ -80,7 +80,7 @@ def test_gevb_is_gate_times_broadcast_error(name, digits):
 
 
 def test_gevb_first_layer_formula(digits):
-    """``dW1[i, k, d] = sum_b G_i e_k x_d / B`` (SPEC §5)."""
+    """``dW1[i, k, d] = sum_b G_i e_k x_d / B`` (docs/method.md §5)."""
     model = build_model("fc-vec", (1, 8, 8), 10, "nonneg", widths=(16, 12), seed=4, **F64)
     x, y = digits[0][:20].double().flatten(1), digits[1][:20]
     _, got = rule_grads("gevb", model, x, y)
@@ -161,7 +161,7 @@ def unit_rows(grads: dict[str, torch.Tensor], i: int) -> torch.Tensor:
 
 
 def sign_match_violations(model, x, y) -> int:
-    """Check SPEC §6 per example and count rows where BP is not a non-negative multiple of GEVB."""
+    """Check docs/method.md §6 per example and count rows where BP is not a non-negative multiple of GEVB."""
     violations = 0
     for b in range(x.shape[0]):
         _, bp = rule_grads("bp", model, x[b : b + 1], y[b : b + 1])

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tqdm import tqdm
 
 import gevb.layers.local as local
 import gevb.rules.base as base
@@ -55,8 +54,7 @@ def engine_steps(trainer: Trainer) -> tuple[dict[str, torch.Tensor], list[torch.
     order = torch.Generator()
     order.set_state(trainer.batch_order.get_state())
     batches = list(torch.randperm(len(trainer.data.train), generator=order)[: STEPS * BATCH].split(BATCH))
-    with tqdm(disable=True) as bar:
-        trainer.train_epoch(bar, max_steps=STEPS)
+    trainer.train_epoch(max_steps=STEPS)
     return initial, batches
 
 

@@ -11,7 +11,8 @@ from conftest import small_widths
 from gevb.checkpoint import load_checkpoint, save_checkpoint
 from gevb.cli import main
 from gevb.config import TrainConfig, config_from_mapping, load_config
-from gevb.training import Trainer, evaluate_run, train
+from gevb.evaluation import evaluate_run
+from gevb.training import Trainer, train
 
 TIMING = ("seconds", "samples_per_s")
 
@@ -182,3 +183,57 @@ def test_a_version_1_checkpoint_is_refused_with_the_reason(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "was written by gevb 0.1" in err[0] and "train the run again" in err[0]
+
+
+def test_building_a_run_is_pure_and_a_trainer_writes_only_when_it_fits(tmp_path):
+    """``build_run`` touches no global random state and no file; a ``Trainer`` begins its folder in ``fit``."""
+    from gevb.build import build_run
+
+    config = small(epochs=1)
+    global_state = torch.get_rng_state()
+    parts = build_run(config)
+    assert torch.equal(torch.get_rng_state(), global_state)
+    again = build_run(config)
+    for a, b in zip(parts.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert parts.epoch == 0 and parts.optimizer.param_groups[0]["params"][0] is next(parts.model.parameters())
+    trainer = Trainer(config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    trainer.fit()
+    assert {path.name for path in (tmp_path / "run").iterdir()} == {
+        "config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json"
+    }  # fmt: skip
+
+
+class Recorder:
+    """A user hook: records the calls it gets and adds one metric to every evaluation."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start(self, trainer) -> None:
+        self.calls.append("start")
+
+    def after_step(self, trainer) -> None:
+        self.calls.append("step")
+
+    def measure(self, trainer, limit=None) -> dict:
+        self.calls.append("measure")
+        return {"weight_norm": float(torch.linalg.vector_norm(trainer.model.layers[0].weight))}
+
+    def after_epoch(self, trainer, loss, record) -> None:
+        self.calls.append("epoch" if record is None else f"epoch+{record['weight_norm'] > 0}")
+
+    def end(self, trainer, result) -> None:
+        self.calls.append("end")
+
+
+def test_a_user_hook_is_called_at_every_point_and_its_metrics_are_recorded(tmp_path):
+    recorder = Recorder()
+    trainer = Trainer(small(epochs=3, eval_every=2), out=tmp_path / "run", hooks=[recorder])
+    trainer.fit()
+    steps, evaluation = ["step"] * trainer.steps_per_epoch, ["measure", "epoch+True"]
+    assert recorder.calls == ["start", *steps, "epoch", *steps, *evaluation, *steps, *evaluation, "end"]
+    records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in records] == [2, 3]
+    assert all(record["weight_norm"] > 0 and "test_error" in record for record in records)

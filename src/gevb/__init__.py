@@ -4,24 +4,16 @@ Clark, Abbott & Chung, "Credit Assignment Through Broadcasting a Global Error Ve
 NeurIPS 2021 (arXiv:2106.04089).
 """
 
-import os
+from gevb.build import build_run, load_run
+from gevb.config import TrainConfig
+from gevb.data import DATASETS, load_dataset
+from gevb.evaluation import evaluate_run
+from gevb.memory import keep_freed_memory
+from gevb.models import ARCHITECTURES, Network, Trace, build_model
+from gevb.rules import RULES, make_rule, train_step
+from gevb.training import Trainer, train
 
-# Large CPU tensors on transparent huge pages: a first touch of a fresh 250 MB activation costs
-# about 6x less (docs/design.md, "Efficiency"). torch reads this once, at its first allocation, so it
-# only takes effect when gevb is imported before torch; an explicit setting always wins.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
-from gevb.memory import keep_freed_memory  # noqa: E402
-
-keep_freed_memory()  # before torch is imported, where it pays most (gevb/memory.py)
-
-from gevb.config import TrainConfig  # noqa: E402
-from gevb.data import DATASETS, load_dataset  # noqa: E402
-from gevb.models import ARCHITECTURES, Network, Trace, build_model  # noqa: E402
-from gevb.rules import RULES, make_rule, train_step  # noqa: E402
-from gevb.training import Trainer, evaluate_run, train  # noqa: E402
-
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
     "ARCHITECTURES",
     "DATASETS",
@@ -31,10 +23,12 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "build_model",
+    "build_run",
     "evaluate_run",
-    "keep_freed_memory",
     "load_dataset",
+    "load_run",
     "make_rule",
     "train",
     "train_step",
+    "keep_freed_memory",
 ]

@@ -1,4 +1,4 @@
-"""How closely a rule follows the gradient (SPEC §6): angles between its signals and updates and BP's.
+"""How closely a rule follows the gradient (docs/method.md §6): angles between its signals and updates and BP's.
 
 - *signal angle* of hidden layer l: per example, the angle between the signal the rule delivers to
   the layer's output before the gate (all ones for GEVB, ``e @ B_l`` for DFA; ``Rule.hidden_signals``)

@@ -28,7 +28,7 @@ NONFINITE_POLICIES = ("stop", "skip")
 
 @dataclass
 class TrainConfig:
-    """A training run. Optimizer: Adam with the paper's defaults (lr 3e-4, batch 128, SPEC §7)."""
+    """A training run. Optimizer: Adam with the paper's defaults (lr 3e-4, batch 128, docs/method.md §7)."""
 
     dataset: str = "digits"
     model: str = "fc-vec"
@@ -42,7 +42,7 @@ class TrainConfig:
     eval_every: int = 1  # full train and test evaluation every N epochs (and after the last)
     stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
     eval_batch_size: int = 256
-    track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.analysis.alignment)
+    track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.alignment)
     on_nonfinite: str = "stop"  # stop: end the run at a non-finite loss or weight; skip: skip the step, halve lr
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: str | None = None

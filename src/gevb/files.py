@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
-
-UMASK = os.umask(0)
-os.umask(UMASK)
-
 
 PARTIAL_SUFFIX = ".part"
 
@@ -28,17 +24,25 @@ def atomic_file(target: str | os.PathLike) -> Iterator[BinaryIO]:
     A crash or an exception at any point leaves the old ``target`` (or none). An exception removes
     the temporary file; a process killed outright (SIGKILL, power loss) may leave it, as a hidden
     ``.NAME.*.part`` that ``is_partial`` recognizes. The new file gets the usual permissions
-    (0666 minus the umask).
+    (0666 minus the umask, which the kernel applies when the file is created).
     """
     target = Path(target)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
-    temp = Path(temp_name)
+    temp, descriptor = _new_partial_file(target)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, 0o666 & ~UMASK)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _new_partial_file(target: Path) -> tuple[Path, int]:
+    """Create ``.NAME.<random>.part`` beside ``target`` (mode 0666 less the umask, never an existing file)."""
+    while True:
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}")
+        try:
+            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue

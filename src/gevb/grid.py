@@ -1,4 +1,4 @@
-"""The paper's experiment grid (SPEC §7): 24 configurations per data set, several seeds, one run folder each.
+"""The paper's experiment grid (docs/method.md §7): 24 configurations per data set, several seeds, one run folder each.
 
 The configurations are {FC, Conv, LC} x {vectorized, conventional} x {nonneg, mixed} x {broadcast
 rule, BP}, where the broadcast rule is GEVB in a vectorized network and DFA in a conventional one.
@@ -14,25 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gevb.build import resolve_device
 from gevb.config import TrainConfig
 from gevb.data import load_dataset
 from gevb.init import SIGNS
+from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.runs import RunFolder
-from gevb.training import NonFiniteError, Trainer, resolve_device
-
-GRID_MODELS = ("fc-vec", "fc", "conv-vec", "conv", "lc-vec", "lc")  # the tables' row order
-GRID_RULES = ("gevb", "dfa", "bp")
-
-
-def broadcast_rule(model: str) -> str:
-    """The paper's error-broadcasting rule for ``model``: GEVB in a vectorized network, else DFA."""
-    return "gevb" if model.endswith("-vec") else "dfa"
-
-
-def paper_protocol(dataset: str, base: TrainConfig | None = None) -> TrainConfig:
-    """SPEC §7: Adam 3e-4, batch 128, up to 200 epochs, evaluation every 10, stop at 100% train accuracy."""
-    base = base or TrainConfig()
-    return base.replace(dataset=dataset, epochs=200, eval_every=10, stop_at_100=True)
+from gevb.training import NonFiniteError, Trainer
 
 
 @dataclass(frozen=True)

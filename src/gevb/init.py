@@ -1,4 +1,4 @@
-"""Weight initialization for both sign regimes (SPEC §4).
+"""Weight initialization for both sign regimes (docs/method.md §4).
 
 Every weight layer presents its weight as a 4-d block view ``(P, out, in, R)``:
 P independent positions (1, or H'*W' for a locally connected layer), ``out`` output
@@ -24,12 +24,12 @@ def interleave(even: torch.Tensor, odd: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def alternating_signs(n: int) -> torch.Tensor:
-    """The conventional gate's signs ``s = -1, +1, -1, ...`` as a ``(n, 1)`` tensor (SPEC §3)."""
+    """The conventional gate's signs ``s = -1, +1, -1, ...`` as a ``(n, 1)`` tensor (docs/method.md §3)."""
     return interleave(-torch.ones(n // 2 + 1, 1), torch.ones(n // 2 + 1, 1), 0)[:n]
 
 
 def paired_t_vectors(n: int, vector_dim: int, generator: torch.Generator) -> torch.Tensor:
-    """Random gate vectors ``t`` in {-1,+1}^K, shape ``(n, K)``; unit 2m+1 gets ``-t[2m]`` (SPEC §2)."""
+    """Random gate vectors ``t`` in {-1,+1}^K, shape ``(n, K)``; unit 2m+1 gets ``-t[2m]`` (docs/method.md §2)."""
     half = torch.randint(0, 2, ((n + 1) // 2, vector_dim), generator=generator, dtype=torch.float64) * 2 - 1
     return interleave(half, -half, 0)[:n]
 

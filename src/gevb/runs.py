@@ -1,13 +1,17 @@
-"""A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation),
+"""Run folders and their contents.
+
+A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation),
 ``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished).
 
 A folder holding one run is never overwritten by another: starting a run there needs ``resume``
-and the same run-defining settings (``IDENTITY_FIELDS``).
+and the same run-defining settings (``IDENTITY_FIELDS``). ``Run`` is a folder read back whole;
+``collect_runs`` reads every run under a folder of runs.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +125,39 @@ class RunFolder:
         self.keep_metrics_through(epoch)
         self.result_path.unlink(missing_ok=True)
         self.write_config(config)
+
+
+@dataclass
+class Run:
+    """One run folder read back: its config, evaluations (``metrics.jsonl``) and result (None while unfinished)."""
+
+    path: Path
+    config: TrainConfig
+    metrics: list[dict[str, Any]]
+    result: dict[str, Any] | None
+
+    @classmethod
+    def read(cls, folder: RunFolder) -> Run:
+        return cls(folder.path, folder.read_config(), folder.read_metrics(), folder.read_result())
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last evaluation: the result when finished, else the last metrics record."""
+        return self.result if self.result is not None else self.metrics[-1]
+
+
+def collect_runs(out: str | Path) -> list[Run]:
+    """Every run folder directly under ``out`` that has at least one evaluation, sorted by folder name."""
+    out = Path(out)
+    if not out.is_dir():
+        raise ValueError(f"{out} is not a folder of runs; pass the --out folder of gevb reproduce")
+    folders = [RunFolder(path) for path in sorted(child for child in out.iterdir() if child.is_dir())]
+    runs = [Run.read(folder) for folder in folders if folder.holds_run()]
+    runs = [run for run in runs if run.metrics]
+    if not runs:
+        raise ValueError(f"{out} holds no evaluated run; start one with gevb reproduce --out {out}")
+    return runs

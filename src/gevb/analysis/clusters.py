@@ -1,4 +1,4 @@
-"""Cluster quality of the last convolutional block's features (the paper's t-SNE analysis, SPEC §7).
+"""Cluster quality of the last convolutional block's features (the paper's t-SNE analysis, docs/method.md §7).
 
 Features are the input of the network's ``VecFlatten`` (the last conv / LC block's output, all K
 components of a vectorized network), for the model at initialization (rebuilt from the run's seed)

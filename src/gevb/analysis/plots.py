@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import ScalarFormatter
 
-from gevb.analysis.report import COLUMNS, DATASET_TITLES, ROW_TITLES, Run, column_rule
+from gevb.paper import COLUMNS, DATASET_TITLES, ROW_TITLES, column_rule
+from gevb.runs import Run
 
 FAMILIES = ("fc", "conv", "lc")
 

@@ -1,6 +1,6 @@
 """Summaries of a folder of runs: ``results.csv`` (one row per run) and ``table.md`` in the paper's layout.
 
-Table layout (SPEC §7): rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC; columns rule nonneg | BP
+Table layout (docs/method.md §7): rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC; columns rule nonneg | BP
 nonneg | rule mixed | BP mixed, where *rule* is GEVB in the vectorized rows and DFA in the others.
 A cell is "test ± std (train)": the mean test error % over seeds, its sample standard deviation
 (ddof = 1; left out for one seed) and the mean train error %, each run counted at its last
@@ -21,60 +21,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gevb.config import TrainConfig
 from gevb.files import atomic_file
-from gevb.grid import GRID_MODELS, broadcast_rule
-from gevb.init import SIGNS
-from gevb.runs import RunFolder
+from gevb.paper import COLUMNS, DATASET_TITLES, GRID_MODELS, ROW_TITLES, column_rule
+from gevb.runs import Run, collect_runs
 
 CSV_FIELDS = (
     "dataset", "model", "rule", "sign", "seed", "epochs", "train_error", "test_error", "seconds", "finished", "run",
 )  # fmt: skip
-DATASET_TITLES = {"digits": "Digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-ROW_TITLES = {"fc-vec": "FC-Vec", "fc": "FC", "conv-vec": "Conv-Vec", "conv": "Conv", "lc-vec": "LC-Vec", "lc": "LC"}
-COLUMNS = tuple((kind, sign) for sign in SIGNS for kind in ("rule", "bp"))  # the paper's column order
-
-
-def column_rule(model: str, kind: str) -> str:
-    """The rule of column ``kind`` ("rule" or "bp") in ``model``'s row."""
-    return broadcast_rule(model) if kind == "rule" else "bp"
-
-
-@dataclass
-class Run:
-    """One run folder: its config, evaluations (``metrics.jsonl``) and result (None while unfinished)."""
-
-    path: Path
-    config: TrainConfig
-    metrics: list[dict[str, Any]]
-    result: dict[str, Any] | None
-
-    @property
-    def finished(self) -> bool:
-        return self.result is not None
-
-    @property
-    def last(self) -> dict[str, Any]:
-        """The last evaluation: the result when finished, else the last metrics record."""
-        return self.result if self.result is not None else self.metrics[-1]
-
-
-def collect_runs(out: str | Path) -> list[Run]:
-    """Every run folder directly under ``out`` that has at least one evaluation, sorted by folder name."""
-    out = Path(out)
-    if not out.is_dir():
-        raise ValueError(f"{out} is not a folder of runs; pass the --out folder of gevb reproduce")
-    runs = []
-    for path in sorted(child for child in out.iterdir() if child.is_dir()):
-        folder = RunFolder(path)
-        if not folder.holds_run():
-            continue
-        metrics = folder.read_metrics()
-        if metrics:
-            runs.append(Run(path, folder.read_config(), metrics, folder.read_result()))
-    if not runs:
-        raise ValueError(f"{out} holds no evaluated run; start one with gevb reproduce --out {out}")
-    return runs
 
 
 def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:

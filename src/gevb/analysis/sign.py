@@ -1,4 +1,4 @@
-"""Sign matching (SPEC §6): per example, the fraction of weights whose rule update and BP gradient have
+"""Sign matching (docs/method.md §6): per example, the fraction of weights whose rule update and BP gradient have
 opposite signs. Zero for every layer of a fully connected nonneg VNN trained by GEVB (BP's update of
 unit i is c_i >= 0 times GEVB's); weight sharing (conv) and mixed signs break the guarantee.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from gevb.analysis.alignment import grads_kept, layer_names, weight_updates
+from gevb.alignment import grads_kept, layer_names, weight_updates
 from gevb.models import Network
 from gevb.rules import Rule, make_rule
 

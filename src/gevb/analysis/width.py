@@ -1,4 +1,4 @@
-"""Width scaling at initialization (SPEC §6): the angle between each hidden layer's GEVB and BP updates
+"""Width scaling at initialization (docs/method.md §6): the angle between each hidden layer's GEVB and BP updates
 against the width, in nonneg and mixed VNNs, with DFA in the conventional network for contrast.
 
 Every hidden width (units, or channels and units) is set to the same ``w``. For each width and
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from gevb.analysis.alignment import measure_alignment
+from gevb.alignment import measure_alignment
+from gevb.build import resolve_device
 from gevb.data import load_dataset
 from gevb.models import build_model
 from gevb.models.architectures import hidden_layer_count
 from gevb.rules import make_rule
-from gevb.training import resolve_device
 
 DEFAULT_WIDTHS = {"fc": (64, 128, 256, 512, 1024, 2048), "conv": (16, 32, 64, 128, 256), "lc": (16, 32, 64, 128)}
 

@@ -1,5 +1,9 @@
 """The ``gevb`` command: a thin shell over the library, one module per group of subcommands.
 
+The ``gevb`` process (``run``: the console script and ``python -m gevb``) first makes glibc keep
+freed memory (``gevb.memory``) unless ``GEVB_KEEP_FREED_MEMORY=0``; ``main`` alone, as tests and
+other programs call it, leaves the process's allocator as it is.
+
 User errors (bad values, missing or corrupt files, a run folder holding another run) exit with
 status 2 and one line on stderr (``GEVB_TRACEBACK=1`` shows the traceback instead); a run stopped
 by a non-finite loss or weight exits with status 3.
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from gevb.cli import analysis, experiments, train
 from gevb.cli.common import Parser
 from gevb.distributed import leave_process_group
+from gevb.memory import keep_freed_memory
 from gevb.training import NonFiniteError
 
 
@@ -50,5 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the allocator policy (docs/design.md, "Memory"), then ``main``."""
+    if os.environ.get("GEVB_KEEP_FREED_MEMORY", "1") != "0":
+        keep_freed_memory()
     sys.exit(main())

@@ -7,18 +7,17 @@ import json
 from pathlib import Path
 
 from gevb.analysis.clusters import cluster_quality
-from gevb.analysis.report import DATASET_TITLES, Run
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
+from gevb.build import build_run, load_run
 from gevb.cli.common import add_data_flags, emitters, save_figure, widths_list
 from gevb.config import TrainConfig
 from gevb.data import DATASETS
-from gevb.grid import broadcast_rule
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
+from gevb.paper import DATASET_TITLES, broadcast_rule
 from gevb.rules import RULES
-from gevb.runs import RunFolder
-from gevb.training import Trainer, load_run
+from gevb.runs import Run, RunFolder
 
 
 def command_width_scaling(args: argparse.Namespace) -> int:
@@ -41,20 +40,20 @@ def command_width_scaling(args: argparse.Namespace) -> int:
 
 def command_sign_check(args: argparse.Namespace) -> int:
     if args.run:
-        trainer = load_run(args.run, args.device, args.data_dir, args.download)
-        what = f"{args.run} (epoch {trainer.epoch})"
+        parts = load_run(args.run, args.device, args.data_dir, args.download)
+        what = f"{args.run} (epoch {parts.epoch})"
     else:
         rule = args.rule or broadcast_rule(args.model)
         config = TrainConfig(
             dataset=args.dataset, model=args.model, rule=rule, sign=args.sign, seed=args.seed, device=args.device,
             data_dir=args.data_dir, download=args.download,
         )  # fmt: skip
-        trainer, what = Trainer(config), "a fresh model (initialization)"
-    config, train_split = trainer.config, trainer.data.train
+        parts, what = build_run(config), "a fresh model (initialization)"
+    config, train_split = parts.config, parts.data.train
     if args.examples < 1:
         raise ValueError(f"--examples must be at least 1, got {args.examples}")
     x, y = train_split.x[: args.examples], train_split.y[: args.examples]
-    result = sign_check(trainer.model, trainer.rule, x, y)
+    result = sign_check(parts.model, parts.rule, x, y)
     if args.json:
         print(json.dumps({"config": config.to_dict(), "examples": len(x), "layers": result}))
         return 0
@@ -69,17 +68,17 @@ def command_sign_check(args: argparse.Namespace) -> int:
 
 
 def command_cluster_quality(args: argparse.Namespace) -> int:
-    trainer = load_run(args.run, args.device, args.data_dir, args.download)
-    c, data = trainer.config, trainer.data
-    initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=trainer.device)
+    parts = load_run(args.run, args.device, args.data_dir, args.download)
+    c, data = parts.config, parts.data
+    initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=parts.device)
     split = data.test if args.split == "test" else data.train
     if args.examples < 10:
         raise ValueError(f"--examples must be at least 10, got {args.examples}")
     x, y = split.x[: args.examples], split.y[: args.examples]
-    result = cluster_quality(initial, trainer.model, x, y)
+    result = cluster_quality(initial, parts.model, x, y)
     summary = {
         "run": str(args.run), "model": c.model, "rule": c.rule, "sign": c.sign, "dataset": c.dataset,
-        "epoch": trainer.epoch, "split": args.split, "examples": len(x), "initial_ratio": result["initial"]["ratio"],
+        "epoch": parts.epoch, "split": args.split, "examples": len(x), "initial_ratio": result["initial"]["ratio"],
         "trained_ratio": result["trained"]["ratio"], "improvement": result["improvement"],
     }  # fmt: skip
     run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
@@ -88,7 +87,7 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
         from gevb.analysis.plots import cluster_figure
 
         dataset = DATASET_TITLES.get(c.dataset, c.dataset)
-        title = f"{c.model} / {c.rule} / {c.sign} on {dataset}, epoch {trainer.epoch}: last conv block features"
+        title = f"{c.model} / {c.rule} / {c.sign} on {dataset}, epoch {parts.epoch}: last conv block features"
         save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
     if args.json:
         print(json.dumps(summary))
@@ -96,7 +95,7 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
         print(
             f"within-class / overall RMS distance of the t-SNE embedding ({len(x)} {args.split} examples): "
             f"{summary['initial_ratio']:.3f} at initialization, {summary['trained_ratio']:.3f} after "
-            f"{trainer.epoch} epochs (improvement {summary['improvement']:+.3f})"
+            f"{parts.epoch} epochs (improvement {summary['improvement']:+.3f})"
         )
     return 0
 
@@ -105,12 +104,11 @@ def command_plot(args: argparse.Namespace) -> int:
     folder = RunFolder(args.run)
     if not folder.holds_run():
         raise ValueError(f"{args.run} holds no gevb run (no config.yaml); pass a --out folder of gevb train")
-    metrics = folder.read_metrics()
-    if not metrics:
+    run = Run.read(folder)
+    if not run.metrics:
         raise ValueError(f"{args.run} has no evaluation yet; train it further or pass another run")
     from gevb.analysis.plots import run_figure
 
-    run = Run(folder.path, folder.read_config(), metrics, folder.read_result())
     save_figure(lambda: run_figure(run), args.out or str(folder.path / "curves.png"))
     return 0
 
@@ -121,7 +119,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="angle between GEVB and BP updates against width, at initialization",
         description="For each hidden width and seed, a fresh network's per-layer angle between its rule's update "
         "and the BP gradient on one batch: GEVB in the nonneg and mixed VNN, DFA in the conventional network "
-        "(SPEC §6). Prints a table and the fitted log-log slopes; --json ends with one JSON object.",
+        "(docs/method.md §6). Prints a table and the fitted log-log slopes; --json ends with one JSON object.",
     )
     width.add_argument("--model", default="fc-vec", choices=("fc-vec", "conv-vec", "lc-vec"), help="(default: fc-vec)")
     width.add_argument(
@@ -144,8 +142,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "sign-check",
         help="fraction of weights whose update opposes the BP gradient, per example",
         description="Per example (batch of one), the fraction of each layer's weights where the rule's update and "
-        "the BP gradient have opposite signs (SPEC §6): 0 for fully connected nonneg VNNs under GEVB. Checks a "
-        "saved run, or a fresh model built from the flags.",
+        "the BP gradient have opposite signs (docs/method.md §6): 0 for fully connected nonneg VNNs under GEVB. "
+        "Checks a saved run, or a fresh model built from the flags.",
     )
     sign.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
     sign.add_argument("--model", default="fc-vec", choices=ARCHITECTURES, help="fresh model (default: fc-vec)")
@@ -161,7 +159,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     clusters = commands.add_parser(
         "cluster-quality",
         help="t-SNE cluster quality of the last conv block's features, before and after training",
-        description="The paper's t-SNE analysis (SPEC §7): features of the last convolutional block at "
+        description="The paper's t-SNE analysis (docs/method.md §7): features of the last convolutional block at "
         "initialization and after training, PCA then 2-D t-SNE, and the ratio of mean within-class to overall "
         "RMS distance (lower is better separated). Writes a scatter figure.",
     )

@@ -11,8 +11,9 @@ from gevb.analysis.report import write_report
 from gevb.cli.common import emitters, name_list
 from gevb.config import config_from_mapping, load_config
 from gevb.data import DATASETS
-from gevb.grid import GRID_MODELS, GRID_RULES, grid_runs, paper_protocol, parse_shard, run_grid, run_status, shard
+from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
+from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
@@ -61,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "reproduce",
         help="run the paper's 24-configuration grid on one data set",
         description="Train {FC, Conv, LC} x {vectorized, conventional} x {nonneg, mixed} x {GEVB or DFA, BP} "
-        "for several seeds under the paper's protocol (SPEC §7), one run folder each. Finished runs are "
+        "for several seeds under the paper's protocol (docs/method.md §7), one run folder each. Finished runs are "
         "skipped and unfinished ones resumed, so the command can be killed and restarted at any time.",
     )
     grid.add_argument("--dataset", required=True, choices=DATASETS, help="data set of the grid (required)")

@@ -12,10 +12,11 @@ from gevb.cli.common import add_data_flags, emitters, widths_list
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.data import DATASETS
 from gevb.distributed import is_main_process
+from gevb.evaluation import evaluate_run
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.rules import RULES
-from gevb.training import Trainer, evaluate_run, train
+from gevb.training import Trainer, train
 
 DEFAULTS = TrainConfig()
 

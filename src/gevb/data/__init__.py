@@ -1,4 +1,4 @@
-"""Data sets as whole tensors (SPEC §8): scikit-learn's digits, MNIST, Fashion-MNIST and CIFAR-10 (binary).
+"""Data sets as whole tensors (docs/method.md §8): scikit-learn's digits, MNIST, Fashion-MNIST and CIFAR-10 (binary).
 
 ``load_dataset(name)`` reads local files (or scikit-learn's bundled digits); ``download=True`` fetches
 missing files from the published mirrors, checked against their md5. Every problem is a one-line

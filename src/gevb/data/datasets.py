@@ -1,6 +1,6 @@
 """Whole data sets as tensors: each split is one (N, C, H, W) float tensor in [-1, 1] and one label tensor.
 
-Pixels are scaled as ((x / 255) - 0.5) / 0.5 per channel (SPEC §7); digits' 0..16 values as x / 8 - 1.
+Pixels are scaled as ((x / 255) - 0.5) / 0.5 per channel (docs/method.md §7); digits' 0..16 values as x / 8 - 1.
 Batches are index slices of these tensors; there is no DataLoader.
 """
 

@@ -1,4 +1,4 @@
-"""Downloads, only when asked: every file is declared with its mirrors and published md5 (SPEC §8).
+"""Downloads, only when asked: every file is declared with its mirrors and published md5 (docs/method.md §8).
 
 Each file streams into a temporary file beside its target, is checked against its md5, and only then moves
 into place with ``os.replace``; a failed or mismatching mirror leaves nothing behind and the next one is tried.

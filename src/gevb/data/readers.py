@@ -1,4 +1,4 @@
-"""Byte-level readers for the IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary formats (SPEC §8).
+"""Byte-level readers for the IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary formats (docs/method.md §8).
 
 Each reader checks the header against the size on disk before it reads the body, and grows its buffer only
 as bytes actually arrive, so a forged header or a gzip bomb fails fast in small memory. Any problem raises

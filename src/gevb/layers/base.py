@@ -1,9 +1,9 @@
 """The protocol every layer of a vectorized network follows, and the shared tensor math.
 
 Activations carry the vector dimension K in axis 1: ``(B, K, N)`` or ``(B, K, C, H, W)``.
-A conventional network is the same stack with K = 1 (SPEC §3).
+A conventional network is the same stack with K = 1 (docs/method.md §3).
 
-Learning rules talk to layers through two methods (SPEC §5):
+Learning rules talk to layers through two methods (docs/method.md §5):
 
 * ``input_credit(c, saved)``: carry a *scalar* credit per output unit back to one scalar per
   input unit (the transpose of the scalar layer), ``(B, *out) -> (B, *in)``; ``saved`` is
@@ -18,6 +18,7 @@ Learning rules talk to layers through two methods (SPEC §5):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -26,17 +27,20 @@ from torch import nn
 from gevb.init import draw_weight
 
 
-def _onednn_matmul_works() -> bool:
-    """Whether this torch has oneDNN's fp32 GEMM (``mkldnn._linear_pointwise``) and it agrees with matmul."""
+@functools.cache
+def onednn_matmul() -> bool:
+    """Whether this torch has oneDNN's fp32 GEMM (``mkldnn._linear_pointwise``) and it agrees with matmul.
+
+    Probed on first use, once per process (not at import: importing gevb allocates nothing).
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
     try:
         a, w = torch.randn(3, 5), torch.randn(4, 5)
         out = torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
         return torch.allclose(out, a @ w.t(), atol=1e-5)
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
-
-
-ONEDNN_MATMUL = torch.backends.mkldnn.is_available() and _onednn_matmul_works()
 
 
 def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -47,11 +51,11 @@ def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
 def matmul_nt(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``a @ w.T``: a (M, K), w (N, K) -> (M, N).
 
-    Fast path: on the CPU in fp32 without autograd, oneDNN's GEMM, which uses AVX-512 where MKL
-    may not (2x on AMD EPYC, see BENCHMARKS.md). Reference: ``a @ w.t()`` (tests check they agree).
+    Fast path: on the CPU in fp32 without autograd, oneDNN's GEMM, which uses AVX-512 on CPUs
+    where MKL's does not (BENCHMARKS.md measures both). Reference: ``a @ w.t()`` (tests check they agree).
     """
     recording = torch.is_grad_enabled() and (a.requires_grad or w.requires_grad)
-    if ONEDNN_MATMUL and not recording and a.device.type == "cpu" and a.dtype == w.dtype == torch.float32:
+    if not recording and a.device.type == "cpu" and a.dtype == w.dtype == torch.float32 and onednn_matmul():
         return torch.ops.mkldnn._linear_pointwise(a.contiguous(), w.contiguous(), None, "none", [], "")
     return a @ w.t()
 
@@ -60,8 +64,8 @@ def contract(err: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Error-contracted activity ``x~[b, ...] = sum_k err[b, k] a[b, k, ...]``.
 
     err: (B, K); a: (B, K, *S) -> (B, *S). One ``bmm`` for contiguous a; for another layout (a
-    locally connected layer's position-major output) K accumulating passes, 5x faster than the
-    copy ``reshape`` would make.
+    locally connected layer's position-major output) K accumulating passes, which read a in
+    place instead of making the permuted copy ``reshape`` would (docs/design.md, "Efficiency").
     """
     batch, k = err.shape
     if a.is_contiguous():
@@ -82,7 +86,7 @@ def project_components(w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def expand_input(x: torch.Tensor, vector_dim: int) -> torch.Tensor:
-    """Reference only: the materialized block-sparse expanded input (SPEC §2).
+    """Reference only: the materialized block-sparse expanded input (docs/method.md §2).
 
     x: (B, D) or (B, C, H, W) -> (B, K, K*D) or (B, K, K*C, H, W), where input (k', d) is
     ``x_d`` times the k'-th basis vector: ``out[b, k, k'*D + d] = delta(k, k') x[b, d]``.
@@ -136,7 +140,7 @@ class WeightLayer(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, sign: str, role: str, generator: torch.Generator, name: str = "layer") -> None:
-        """Draw the weight for ``sign`` and ``role`` (SPEC §4) and zero the bias."""
+        """Draw the weight for ``sign`` and ``role`` (docs/method.md §4) and zero the bias."""
         drawn = draw_weight(self.block_shape, self.fan_in, sign, role, generator, name)
         self.weight.copy_(drawn.view(self.weight.shape))
         self.bias.zero_()

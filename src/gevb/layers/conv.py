@@ -1,4 +1,4 @@
-"""Vectorized 2-d convolution (SPEC §2): the scalar convolution applied to each of the K components."""
+"""Vectorized 2-d convolution (docs/method.md §2): the scalar convolution applied to each of the K components."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class VecConv2d(SpatialWeightLayer):
         return torch.nn.grad.conv2d_input(shape, self.weight, c, stride=self.stride, padding=self.padding)
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
-        """Conv weight gradient of ``x~`` and ``g`` (SPEC §5); g: (B, out, H', W').
+        """Conv weight gradient of ``x~`` and ``g`` (docs/method.md §5); g: (B, out, H', W').
 
         First layer: ``dW[o, k, f] = sum_b err[b, k] P[b, o, f]`` with the per-example scalar
         weight gradient ``P[b] = g[b] @ unfold(x[b])^T`` (K times cheaper than convolving the

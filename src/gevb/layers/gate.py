@@ -1,4 +1,4 @@
-"""The t-gated ReLU (SPEC §2) and its K = 1 form, the conventional alternating-sign gate (SPEC §3)."""
+"""The t-gated ReLU (docs/method.md §2) and its K = 1 form, the conventional alternating-sign gate (§3)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class TGate(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """K > 1: random paired t vectors (SPEC §2); K = 1: the signs -1, +1, -1, ... (SPEC §3)."""
+        """K > 1: random paired t vectors (docs/method.md §2); K = 1: the signs -1, +1, -1, ... (docs/method.md §3)."""
         units, k = self.t.shape
         t = alternating_signs(units) if k == 1 else paired_t_vectors(units, k, generator)
         self.t.copy_(t)

@@ -1,4 +1,4 @@
-"""Vectorized fully connected layer (SPEC §2): ``h_i = sum_j W_ij a_j + b_i``, b_i a K-vector."""
+"""Vectorized fully connected layer (docs/method.md §2): ``h_i = sum_j W_ij a_j + b_i``, b_i a K-vector."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class VecLinear(WeightLayer):
         return c @ self.weight
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
-        """``dW = g^T x~``; first layer ``dW[i, k, d] = sum_b g[b, i] err[b, k] x[b, d]`` (SPEC §5).
+        """``dW = g^T x~``; first layer ``dW[i, k, d] = sum_b g[b, i] err[b, k] x[b, d]`` (docs/method.md §5).
 
         a_in: (B, K, in) or raw (B, in); err: (B, K); g: (B, out).
         """

@@ -1,4 +1,4 @@
-"""Vectorized locally connected 2-d layer: a convolution without weight sharing (SPEC §2).
+"""Vectorized locally connected 2-d layer: a convolution without weight sharing (docs/method.md §2).
 
 First (input-expanding) layers: patches and one batched matmul over the L = H'*W' output
 positions. Other layers with kw*C >= 32: kh GEMMs per output row over strided windows of the input,
@@ -16,8 +16,9 @@ from torch import nn
 
 from gevb.layers.base import SpatialWeightLayer, contract, conv_output_size, pair, project_components
 
-# Row GEMMs pay once a kernel row holds enough values: at kw*C = 3 or 15 (conventional first
-# layers) patches are 1.2-4x faster, from kw*C = 64 on row GEMMs are as fast or up to 1.8x faster.
+# Row GEMMs pay once a kernel row holds enough values: with only a few (kw*C = 3 or 15, the
+# conventional first layers) the GEMMs are too thin and patches win; from kw*C = 64 on row GEMMs
+# win (docs/design.md, "Efficiency"). Both paths are tested against the reference.
 ROW_GEMM_MIN_INNER = 32
 
 
@@ -70,10 +71,10 @@ class VecLocal2d(SpatialWeightLayer):
         forward GEMM, the error the bias gradient through the update's).
 
         The padded input is made position-major (H, W, N, C) first, so that patches are copied from
-        it in the layout ``bmm`` reads (4-6x faster on the CPU than ``F.unfold`` followed by a
-        transposing copy). Feature order: the weight's own (c, i, j) for an input-expanding layer
-        (few channels, large weights, which then need no reordering), *tap-major* (i, j, c) for the
-        others, whose many channels make runs of C contiguous values (5x faster to copy at C = 64).
+        it in the layout ``bmm`` reads, with no ``F.unfold`` and no transposing copy after it.
+        Feature order: the weight's own (c, i, j) for an input-expanding layer (few channels,
+        large weights, which then need no reordering), *tap-major* (i, j, c) for the others, whose
+        many channels make runs of C contiguous values, which copy faster than single elements.
         """
         (ph, pw), (kh, kw), (sh, sw) = self.padding, self.kernel_size, self.stride
         n, c, height, width = x.shape
@@ -167,7 +168,7 @@ class VecLocal2d(SpatialWeightLayer):
         )
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
-        """``dW[l] = g[:, :, l]^T x~_patches[l]`` per position (SPEC §5); g: (B, out, H', W').
+        """``dW[l] = g[:, :, l]^T x~_patches[l]`` per position (docs/method.md §5); g: (B, out, H', W').
 
         First layer: ``dW[l, o, k*F + f] = sum_b g[b, o, l] (err[b, k] x_patches[l, b, f])``.
         The bias gradient ``sum_b err[b, k] g[b, o, l]`` comes out of the same GEMM: its patches

@@ -1,4 +1,4 @@
-"""Layers without weights that change an activation's shape: average pooling and flatten (SPEC §2)."""
+"""Layers without weights that change an activation's shape: average pooling and flatten (docs/method.md §2)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ class VecAvgPool2d(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        """Sum the window's rows, then its columns (strided views; about 3x faster than ``F.avg_pool2d``
-        on the CPU for the paper's shapes, equal to it up to rounding)."""
+        """Sum the window's rows, then its columns: strided views and s - 1 additions each, which
+        beat ``F.avg_pool2d``'s general kernel on the CPU (docs/design.md, "Efficiency"); equal to
+        it up to rounding (tests compare the two)."""
         s = self.kernel_size
         height, width = a.shape[-2] // s * s, a.shape[-1] // s * s
         a = a[..., :height, :width]
@@ -44,9 +45,9 @@ class VecAvgPool2d(nn.Module):
 class VecFlatten(nn.Module):
     """(B, K, C, H, W) -> (B, K, C*H*W) in one of two feature orders.
 
-    ``order="hwc"`` (vectorized networks, SPEC §2): channel fastest, feature ``(y*W + x)*C + c``,
+    ``order="hwc"`` (vectorized networks, docs/method.md §2): channel fastest, feature ``(y*W + x)*C + c``,
     so paired channels 2m, 2m+1 land on adjacent features 2n, 2n+1, the pairs of the next layer's
-    ON/OFF columns. ``order="chw"`` (conventional networks, as published, SPEC §3): feature
+    ON/OFF columns. ``order="chw"`` (conventional networks, as published, docs/method.md §3): feature
     ``(c*H + y)*W + x``, so a column pair is two neighbouring positions of one channel.
     """
 

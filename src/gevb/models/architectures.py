@@ -1,4 +1,4 @@
-"""The paper's six architectures (SPEC §7), by name: ``fc-vec``, ``fc``, ``conv-vec``, ``conv``, ``lc-vec``, ``lc``.
+"""The paper's six architectures (docs/method.md §7): ``fc-vec``, ``fc``, ``conv-vec``, ``conv``, ``lc-vec``, ``lc``.
 
 A blueprint is a list of operations; a gate follows every weight operation and a readout ends
 the stack. One-channel inputs get the MNIST layouts, multi-channel inputs the CIFAR-10 layouts;
@@ -132,7 +132,7 @@ def build_model(
     vectorized = suffix == "vec"
     blueprint = _with_widths(BLUEPRINTS[family](input_shape[0], vectorized), widths, name)
     k, n_out = (num_classes, 1) if vectorized else (1, num_classes)
-    flatten_order = "hwc" if vectorized else "chw"  # conventional networks as published (SPEC §3)
+    flatten_order = "hwc" if vectorized else "chw"  # conventional networks as published (docs/method.md §3)
     layers = _assemble(blueprint, input_shape, k, n_out, flatten_order, name, {"device": device, "dtype": dtype})
     model = Network(layers, input_shape, num_classes, vectorized, sign, name)
     model.reset_parameters(torch.Generator().manual_seed(seed))

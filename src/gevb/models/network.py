@@ -31,7 +31,7 @@ class Trace:
 
 
 class Network(nn.Module):
-    """``[weight layer, TGate, (pooling | flatten)*]* -> readout`` (SPEC §2, §3).
+    """``[weight layer, TGate, (pooling | flatten)*]* -> readout`` (docs/method.md §2, §3).
 
     Every weight layer but the last is followed by a gate; the last is the readout, one vector
     unit (vectorized, K = num_classes) or ``num_classes`` scalar units (conventional, K = 1).
@@ -136,7 +136,7 @@ class Network(nn.Module):
         return a, inputs, masks
 
     def split_error(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split the output error e = dL/dy (B, num_classes) between the two factors of SPEC §5.
+        """Split the output error e = dL/dy (B, num_classes) between the two factors of docs/method.md §5.
 
         Returns ``(err, c)``: err (B, K), contracted with every layer's input and carrying the 1/B
         of the batch mean; c (B, n_out), the credit at the readout's scalar output.
@@ -155,9 +155,9 @@ class Network(nn.Module):
         return [tuple(masks[i + 1].shape[1:]) for i in self.weight_indices[:-1]]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Draw all weights and gate vectors from ``generator`` in layer order (SPEC §4).
+        """Draw all weights and gate vectors from ``generator`` in layer order (docs/method.md §4).
 
-        A conventional network's readout rows are ON/OFF-paired like a hidden layer's, as published (SPEC §3).
+        A conventional network's readout rows are ON/OFF-paired like a hidden layer's, as published (docs/method.md §3).
         """
         first, readout = self.weight_indices[0], self.weight_indices[-1]
         roles = {first: "first", readout: "readout" if self.vectorized else "paired-readout"}

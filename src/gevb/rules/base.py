@@ -1,7 +1,7 @@
 """What every learning rule shares: the registry, the loss and its error vector, one training step.
 
 A rule's one job is to set ``.grad`` on the model's parameters from ``(model, output, target)``
-(SPEC §5); any ``torch.optim`` optimizer then steps and the model applies its constraint.
+(docs/method.md §5); any ``torch.optim`` optimizer then steps and the model applies its constraint.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Rule(nn.Module):
         """The signal this rule delivers to each hidden layer's output, before the gate: [(B, *S_j)].
 
         Vectorized networks: the scalar per unit that multiplies ``e`` (dL/da_i = c_i e); conventional:
-        dL/da itself (per example). This default is the true one, BP's credit (SPEC §5, §6).
+        dL/da itself (per example). This default is the true one, BP's credit (docs/method.md §5, §6).
         """
         credits = dict(backward_credits(model, output, error))
         return [credits[i + 1] for i in model.weight_indices[:-1]]
@@ -112,7 +112,7 @@ def backward_credits(model: Network, output: Trace, error: torch.Tensor) -> Iter
     """Exact BP's scalar credit at the output of every layer, from the readout down: (i, c_i).
 
     ``c = 1`` (vectorized) or ``e`` (conventional) at the readout, then ``c_pre = layer^T(c)``
-    through each layer (weight transposes, gates, pooling and flatten transposes; SPEC §5). Each
+    through each layer (weight transposes, gates, pooling and flatten transposes; docs/method.md §5). Each
     credit is computed when the consumer asks for the next one, so a consumer may use it first.
     """
     credit = model.split_error(error)[1]
@@ -128,7 +128,7 @@ def set_broadcast_grads(
     error: torch.Tensor,
     hidden_signals: list[torch.Tensor] | None = None,
 ) -> None:
-    """Rules that deliver a signal straight to each layer (GEVB, DFA; SPEC §5).
+    """Rules that deliver a signal straight to each layer (GEVB, DFA; docs/method.md §5).
 
     The readout gets its true credit; hidden layer j gets ``g = G_j`` (GEVB) or
     ``g = G_j * hidden_signals[j]`` (DFA), G_j the gate right after it. Nothing travels backwards.

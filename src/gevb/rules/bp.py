@@ -1,4 +1,4 @@
-"""Backpropagation: the fast scalar-credit path (SPEC §5) and autograd, its reference."""
+"""Backpropagation: the fast scalar-credit path (docs/method.md §5) and autograd, its reference."""
 
 from __future__ import annotations
 

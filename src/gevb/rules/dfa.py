@@ -1,4 +1,4 @@
-"""Direct feedback alignment (SPEC §5), for conventional networks."""
+"""Direct feedback alignment (docs/method.md §5), for conventional networks."""
 
 from __future__ import annotations
 

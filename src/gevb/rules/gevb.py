@@ -1,4 +1,4 @@
-"""Global error-vector broadcasting (SPEC §5): every hidden unit receives the same error vector e."""
+"""Global error-vector broadcasting (docs/method.md §5): every hidden unit receives the same error vector e."""
 
 from __future__ import annotations
 

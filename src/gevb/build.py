@@ -1,0 +1,83 @@
+"""Building a run: a config becomes its device, data, model, rule and optimizer.
+
+``build_run`` is a pure factory: it writes no file, joins no process group and seeds no global
+random state (the model, the gate vectors and DFA's feedback are drawn from ``config.seed``
+through their own generators). ``load_run`` builds the same parts from a saved run. Training
+them is ``gevb.training``'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gevb.checkpoint import load_checkpoint, load_module_state
+from gevb.config import TrainConfig, config_from_mapping
+from gevb.data import Dataset, load_dataset
+from gevb.models import Network, build_model
+from gevb.rules import Rule, make_rule
+from gevb.runs import RunFolder
+
+
+@dataclass
+class RunParts:
+    """What a run trains: ``model`` with ``rule`` and ``optimizer`` on ``data``, at ``epoch``."""
+
+    config: TrainConfig
+    device: torch.device
+    data: Dataset
+    model: Network
+    rule: Rule
+    optimizer: torch.optim.Adam
+    epoch: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(model: Network, lr: float) -> torch.optim.Adam:
+    """Adam; the fused kernel where this torch has it for the model's device (CPU needs torch >= 2.4)."""
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    fused = model.layers[0].weight.device.type == "cuda" or (major, minor) >= (2, 4)
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+
+
+def build_run(config: TrainConfig, data: Dataset | None = None, device: torch.device | None = None) -> RunParts:
+    """The parts of ``config``'s run at initialization, on ``device`` (default: ``config.device`` resolved).
+
+    ``data``: the loaded ``config.dataset`` on that device (to share one copy between runs; None loads it).
+    """
+    config = config.validate()
+    device = device or resolve_device(config.device)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.download, device)
+    elif data.name != config.dataset or data.train.x.device.type != device.type:
+        raise ValueError(f"data holds {data.name} on {data.train.x.device}, not {config.dataset} on {device}")
+    model = build_model(
+        config.model, data.input_shape, data.num_classes, config.sign, config.widths, config.seed, device=device
+    )
+    rule = make_rule(config.rule, model, config.seed).to(device)
+    return RunParts(config, device, data, model, rule, make_optimizer(model, config.lr))
+
+
+def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False) -> RunParts:
+    """The parts of the run saved in a run folder or checkpoint file, with its model and rule at the
+    checkpoint's epoch (the optimizer is fresh). ``device``, ``data_dir``, ``download`` replace the run's own."""
+    path = Path(path)
+    checkpoint_path = RunFolder(path).checkpoint_path if path.is_dir() else path
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = config_from_mapping(checkpoint["config"], str(checkpoint_path))
+    config = config.replace(device=device, data_dir=data_dir or config.data_dir, download=download)
+    parts = build_run(config)
+    load_module_state(parts.model, checkpoint["model"], f"model {config.model!r}", checkpoint_path)
+    load_module_state(parts.rule, checkpoint["rule"], f"rule {config.rule!r}", checkpoint_path)
+    parts.epoch = checkpoint["epoch"]
+    return parts

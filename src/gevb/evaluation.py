@@ -1,0 +1,53 @@
+"""Loss and error of a model on a data set's splits, alone or data-parallel, and of a saved run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gevb.build import load_run
+from gevb.data import Dataset, Split
+from gevb.distributed import ProcessGroup, local_part, sum_over_processes
+from gevb.models import Network
+
+
+@torch.no_grad()
+def evaluate(
+    model: Network, split: Split, batch_size: int, limit: int | None = None, group: ProcessGroup | None = None
+) -> tuple[float, float]:
+    """Mean cross-entropy and error rate (%) of ``model`` on ``split`` (its first ``limit`` examples).
+
+    With a process ``group``, each process evaluates its contiguous share and the sums are combined.
+    """
+    size = len(split) if limit is None else min(limit, len(split))
+    share = local_part(torch.arange(size), group)
+    first, stop = (int(share[0]), int(share[-1]) + 1) if len(share) else (0, 0)
+    sums = torch.zeros(2, dtype=torch.float64, device=split.x.device)  # loss sum, errors
+    for start in range(first, stop, batch_size):
+        x, y = split.x[start : min(start + batch_size, stop)], split.y[start : min(start + batch_size, stop)]
+        logits = model(x)
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        sums[1] += (logits.argmax(1) != y).sum()
+    loss_sum, wrong = sum_over_processes(sums, group).tolist()
+    return loss_sum / size, 100.0 * wrong / size
+
+
+def evaluate_splits(
+    model: Network, data: Dataset, batch_size: int, limit: int | None = None, group: ProcessGroup | None = None
+) -> dict[str, float]:
+    """``train_loss``, ``train_error``, ``test_loss``, ``test_error`` (error in %) of ``model`` on ``data``."""
+    train_loss, train_error = evaluate(model, data.train, batch_size, limit, group)
+    test_loss, test_error = evaluate(model, data.test, batch_size, limit, group)
+    return {"train_loss": train_loss, "train_error": train_error, "test_loss": test_loss, "test_error": test_error}
+
+
+def evaluate_run(
+    path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False
+) -> dict[str, Any]:
+    """Train/test loss and error of the model saved in a run folder or checkpoint file."""
+    parts = load_run(path, device, data_dir, download)
+    metrics = evaluate_splits(parts.model, parts.data, parts.config.eval_batch_size)
+    return {**metrics, "epoch": parts.epoch, "config": parts.config.to_dict()}

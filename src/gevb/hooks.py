@@ -1,0 +1,164 @@
+"""What ``Trainer.fit`` does besides training: each concern is one hook, called in list order.
+
+``Trainer`` takes ``standard_hooks`` (``Evaluation`` first, then those its arguments ask for),
+then any hooks the caller passes. At an evaluation epoch every hook's ``measure`` contributes to the
+epoch's record; then every hook's ``after_epoch`` sees it (None between evaluations).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from tqdm import tqdm
+
+from gevb.alignment import measure_alignment
+from gevb.checkpoint import save_checkpoint
+from gevb.config import TrainConfig
+from gevb.data import Dataset
+from gevb.models import Network
+from gevb.rules import Rule
+from gevb.runs import RunFolder
+
+Record = dict[str, Any]
+
+
+class Trainer(Protocol):
+    """What a hook may use of the ``gevb.training.Trainer`` that calls it."""
+
+    config: TrainConfig
+    data: Dataset
+    model: Network
+    rule: Rule
+    epoch: int
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def evaluate(self, limit: int | None = None) -> dict[str, float]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+class Hook:
+    """A no-op at every point; subclasses override what they need."""
+
+    def start(self, trainer: Trainer) -> None:
+        """Before the first epoch of ``fit`` (also when resuming, and when the run is already finished)."""
+
+    def after_step(self, trainer: Trainer) -> None:
+        """After every training step."""
+
+    def measure(self, trainer: Trainer, limit: int | None = None) -> Record:
+        """At an evaluation: metrics to add to the epoch's record (``limit``: examples per split, for dry runs)."""
+        return {}
+
+    def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
+        """After every epoch: its mean batch ``loss`` and, at an evaluation, the finished ``record``."""
+
+    def end(self, trainer: Trainer, result: Record) -> None:
+        """After the last epoch, with ``Trainer.result``."""
+
+
+class Evaluation(Hook):
+    """Loss and error % on both splits (``train_loss``, ``train_error``, ``test_loss``, ``test_error``)."""
+
+    def measure(self, trainer: Trainer, limit: int | None = None) -> Record:
+        return trainer.evaluate(limit)
+
+
+class AlignmentTracking(Hook):
+    """``alignment``: each layer's angles to BP on the first ``examples`` training examples
+    (``signal_deg``, ``update_deg``; ``gevb.alignment``) and the ``seconds`` they took."""
+
+    def __init__(self, examples: int = 128) -> None:
+        self.examples = examples
+
+    def measure(self, trainer: Trainer, limit: int | None = None) -> Record:
+        train = trainer.data.train
+        start = time.perf_counter()
+        alignment = measure_alignment(trainer.model, trainer.rule, train.x[: self.examples], train.y[: self.examples])
+        return {"alignment": {**alignment, "seconds": time.perf_counter() - start}}
+
+
+class ProgressBar(Hook):
+    """A tqdm bar of training steps on stderr, from ``fit``'s start (a dry run shows none)."""
+
+    bar: tqdm | None = None
+
+    def start(self, trainer: Trainer) -> None:
+        config, steps = trainer.config, trainer.steps_per_epoch
+        self.bar = tqdm(
+            total=config.epochs * steps, initial=trainer.epoch * steps, disable=trainer.finished, unit="step",
+            desc=f"{config.model} {config.rule}", leave=False, dynamic_ncols=True,
+        )  # fmt: skip
+
+    def after_step(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
+        self.bar.set_postfix(epoch=trainer.epoch, loss=f"{loss:.4f}")
+
+    def end(self, trainer: Trainer, result: Record) -> None:
+        self.bar.close()
+
+
+class EvaluationLog(Hook):
+    """One line per evaluation: errors, losses, time, throughput and (when tracked) signal angles."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+
+    def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
+        if record is None:
+            return
+        line = (
+            f"epoch {record['epoch']}/{trainer.config.epochs}  train {record['train_error']:.2f}% "
+            f"(loss {record['train_loss']:.4f})  test {record['test_error']:.2f}% "
+            f"(loss {record['test_loss']:.4f})  {record['seconds']:.1f} s  {record['samples_per_s']:.0f} samples/s"
+        )
+        if "alignment" in record:
+            angles = record["alignment"]["signal_deg"].values()
+            line += "  signal angles " + "/".join("-" if a is None else f"{a:.0f}" for a in angles) + " deg"
+        self.log(line)
+
+
+class RunFolderWriter(Hook):
+    """Every write to the run folder: at the start ``RunFolder.begin``, after each evaluation a line of
+    ``metrics.jsonl``, after each epoch the checkpoint, at the end ``result.json``."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+
+    def start(self, trainer: Trainer) -> None:
+        self.folder.begin(trainer.config, trainer.epoch)
+
+    def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
+        if record is not None:
+            self.folder.append_metrics(record)
+        save_checkpoint(self.folder.checkpoint_path, trainer.state())
+
+    def end(self, trainer: Trainer, result: Record) -> None:
+        self.folder.write_result(result)
+
+
+def standard_hooks(
+    config: TrainConfig, folder: RunFolder | None, log: Callable[[str], None] | None, progress: bool
+) -> list[Hook]:
+    """``Evaluation``, then ``AlignmentTracking`` (``config.track_alignment``), ``ProgressBar``
+    (``progress``), ``EvaluationLog`` (``log``) and ``RunFolderWriter`` (``folder``)."""
+    hooks: list[Hook] = [Evaluation()]
+    if config.track_alignment:
+        hooks.append(AlignmentTracking())
+    if progress:
+        hooks.append(ProgressBar())
+    if log is not None:
+        hooks.append(EvaluationLog(log))
+    if folder is not None:
+        hooks.append(RunFolderWriter(folder))
+    return hooks
