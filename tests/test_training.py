@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -219,7 +220,7 @@ class Recorder:
 
     def measure(self, trainer, limit=None) -> dict:
         self.calls.append("measure")
-        return {"weight_norm": float(torch.linalg.vector_norm(trainer.model.layers[0].weight))}
+        return {"weight_norm": float(torch.linalg.vector_norm(trainer.model.layers[0].weight.detach()))}
 
     def after_epoch(self, trainer, loss, record) -> None:
         self.calls.append("epoch" if record is None else f"epoch+{record['weight_norm'] > 0}")
@@ -237,3 +238,25 @@ def test_a_user_hook_is_called_at_every_point_and_its_metrics_are_recorded(tmp_p
     records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in records] == [2, 3]
     assert all(record["weight_norm"] > 0 and "test_error" in record for record in records)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_an_atomic_write_gets_the_usual_permissions_and_replaces_only_when_done(tmp_path, umask):
+    from gevb.files import atomic_file, is_partial
+
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    previous = os.umask(umask)
+    try:
+        with pytest.raises(RuntimeError), atomic_file(target) as file:
+            file.write(b"half")
+            raise RuntimeError("killed")
+        assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+        with atomic_file(target) as file:
+            file.write(b"new")
+            (partial,) = [p for p in tmp_path.iterdir() if p != target]
+            assert is_partial(partial)
+    finally:
+        os.umask(previous)
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
