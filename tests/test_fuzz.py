@@ -1,8 +1,9 @@
 """Property-based fuzzing of everything that reads untrusted bytes: the IDX and CIFAR-10 readers and config files.
 
 Random, truncated and forged inputs must give either a valid result or the one clear error (DataError /
-ValueError), never another exception, a hang (hypothesis' deadline) or an allocation larger than the
-file justifies (tracemalloc's peak). Run with ``-s`` to see how many distinct inputs each fuzzer tried.
+ValueError), never another exception or an allocation larger than the file justifies (tracemalloc's
+peak); no wall-clock deadline, so a busy machine cannot fail them. Run with ``-s`` to see how many
+distinct inputs each fuzzer tried.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from gevb.config import TrainConfig, load_config
 from gevb.data.errors import DataError
 from gevb.data.readers import CIFAR_RECORD_BYTES, MAX_DEFLATE_RATIO, read_cifar_batch, read_idx_images, read_idx_labels
 
-FUZZ = settings(max_examples=250, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+# No wall-clock deadline: on a busy machine a 2 s deadline failed a correct reader (issue 15); a hang
+# would not trip a deadline anyway, and memory is bounded by the tracemalloc checks below.
+FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLACK = 2**20  # interpreter and numpy bookkeeping
 
 
@@ -147,3 +150,7 @@ def test_config_values_that_would_break_training_are_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError):
         load_config(path).validate()
+
+
+def test_the_property_tests_have_no_wall_clock_deadline():
+    assert FUZZ.deadline is None

@@ -45,3 +45,10 @@ def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
         "checkpoint.pt",
         "result.json",
     }
+
+
+def test_the_install_section_says_what_each_kind_of_user_downloads():
+    """Issue 15: the README claimed the plain command 'takes the CPU wheel'; on PyPI it is the CUDA build."""
+    assert "takes the CPU wheel" not in README
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in README
+    assert "CUDA build" in README and "nvidia-*" in README

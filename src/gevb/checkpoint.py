@@ -25,9 +25,20 @@ OLDER = {1: "gevb 0.1, whose conventional networks were built differently and wh
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus the format tag) atomically with ``torch.save``."""
-    with atomic_file(path) as file:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, file)
+    """Write ``state`` (plus the format tag) atomically with ``torch.save``.
+
+    A failed write (a full disk, a quota, a file-size limit; torch reports some as RuntimeError)
+    raises OSError naming the file; the previous checkpoint stays as it was.
+    """
+    try:
+        with atomic_file(path) as file:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, file)
+    except (OSError, RuntimeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else " ".join(str(error).split())
+        raise OSError(
+            f"cannot write {path} ({reason}); is the disk full? The previous checkpoint is kept: "
+            "free space, then continue with --resume"
+        ) from error
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

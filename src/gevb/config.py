@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -84,6 +85,9 @@ class TrainConfig:
 IDENTITY_FIELDS = ("dataset", "model", "rule", "sign", "widths", "batch_size", "lr", "seed", "eval_every")
 
 
+FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
     """Return ``value`` if it has the field's type (ints are accepted for floats), else raise."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -97,6 +101,8 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
         raise ValueError(f"{source}: {key} must be a list of integers, got {value!r}")
     if hint is float and type(value) is int:
         return float(value)
+    if hint is float and type(value) is str and FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot in the mantissa) as a string
     if type(value) is not hint:
         raise ValueError(f"{source}: {key} must be {hint.__name__}, got {type(value).__name__} {value!r}")
     return value

@@ -1,13 +1,15 @@
-"""Atomic file writes, shared by checkpoints, run folders and downloads."""
+"""Atomic file writes, shared by checkpoints, run folders and downloads, and the strict JSON they hold."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 PARTIAL_SUFFIX = ".part"
 
@@ -46,3 +48,18 @@ def _new_partial_file(target: Path) -> tuple[Path, int]:
             return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """Strict JSON: a non-finite float (a diverged loss) becomes null, never the non-JSON ``NaN``."""
+
+    def finite(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(inner) for inner in item]
+        return item
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False)

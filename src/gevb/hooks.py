@@ -63,6 +63,9 @@ class Hook:
     def end(self, trainer: Trainer, result: Record) -> None:
         """After the last epoch, with ``Trainer.result``."""
 
+    def fail(self, trainer: Trainer, error: Exception) -> None:
+        """When ``fit`` stops at a non-finite value (``error``, re-raised after every hook's ``fail``)."""
+
 
 class Evaluation(Hook):
     """Loss and error % on both splits (``train_loss``, ``train_error``, ``test_loss``, ``test_error``)."""
@@ -134,8 +137,10 @@ class RunFolderWriter(Hook):
 
     def __init__(self, folder: RunFolder) -> None:
         self.folder = folder
+        self.created = False
 
     def start(self, trainer: Trainer) -> None:
+        self.created = not self.folder.path.exists()
         self.folder.begin(trainer.config, trainer.epoch)
 
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
@@ -145,6 +150,11 @@ class RunFolderWriter(Hook):
 
     def end(self, trainer: Trainer, result: Record) -> None:
         self.folder.write_result(result)
+
+    def fail(self, trainer: Trainer, error: Exception) -> None:
+        """A run that failed before its first checkpoint leaves the folder as it found it."""
+        if not self.folder.checkpoint_path.exists():
+            self.folder.discard(remove_folder=self.created)
 
 
 def standard_hooks(

@@ -17,7 +17,7 @@ from typing import Any
 
 from gevb.checkpoint import load_checkpoint
 from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
-from gevb.files import atomic_file, is_partial
+from gevb.files import atomic_file, is_partial, json_text
 
 
 class RunFolder:
@@ -52,7 +52,7 @@ class RunFolder:
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_path.open("a") as file:
-            file.write(json.dumps(record) + "\n")
+            file.write(json_text(record) + "\n")
 
     def read_result(self) -> dict[str, Any] | None:
         """The result of the finished run (see ``Trainer.result``), or None while it is unfinished."""
@@ -65,7 +65,7 @@ class RunFolder:
 
     def write_result(self, result: dict[str, Any]) -> None:
         with atomic_file(self.result_path) as file:
-            file.write((json.dumps(result, indent=1) + "\n").encode())
+            file.write((json_text(result, indent=1) + "\n").encode())
 
     def is_finished(self, config: TrainConfig) -> bool:
         """True when the folder holds ``config``'s run (same settings) trained to ``config.epochs`` or stopped
@@ -81,7 +81,7 @@ class RunFolder:
         records = self.read_metrics()
         kept = [record for record in records if record["epoch"] <= epoch]
         if len(kept) != len(records):
-            text = "".join(json.dumps(record) + "\n" for record in kept)
+            text = "".join(json_text(record) + "\n" for record in kept)
             with atomic_file(self.metrics_path) as file:
                 file.write(text.encode())
 
@@ -100,7 +100,15 @@ class RunFolder:
                     f"{self.path} already holds a run; pass --resume to continue it, or choose another --out"
                 )
             self.check_same_run(config, saved)
-            return load_checkpoint(self.checkpoint_path) if self.checkpoint_path.exists() else None
+            if not self.checkpoint_path.exists():
+                return None
+            checkpoint = load_checkpoint(self.checkpoint_path)
+            if checkpoint["epoch"] > config.epochs:
+                raise ValueError(
+                    f"{self.path} has already trained {checkpoint['epoch']} epochs; resume it with "
+                    f"--epochs {checkpoint['epoch']} or more, or choose another --out"
+                )
+            return checkpoint
         if self.path.is_dir() and not all(map(is_partial, self.path.iterdir())):
             raise ValueError(f"{self.path} is not empty and holds no gevb run; choose a new or empty --out")
         return None
@@ -114,6 +122,13 @@ class RunFolder:
                     f"{self.path} holds a run with {key}={getattr(saved, key)!r}, not {getattr(config, key)!r}; "
                     "resume it with the same settings or choose another --out"
                 )
+
+    def discard(self, remove_folder: bool) -> None:
+        """Remove what ``begin`` and the first evaluations wrote (and the folder itself if asked and empty)."""
+        for path in (self.config_path, self.metrics_path, self.result_path):
+            path.unlink(missing_ok=True)
+        if remove_folder and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def begin(self, config: TrainConfig, epoch: int) -> None:
         """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``,

@@ -75,6 +75,8 @@ class Trainer:
         hooks: Sequence[Hook] = (),
     ) -> None:
         self.config = config.validate()
+        if self.config.data_dir is not None:  # saved absolute, so the run can be evaluated from anywhere
+            self.config = self.config.replace(data_dir=str(Path(self.config.data_dir).expanduser().resolve()))
         device = process_device(resolve_device(self.config.device))
         self.group: ProcessGroup | None = join_process_group(device)
         main = self.group is None or self.group.main
@@ -143,6 +145,9 @@ class Trainer:
             if steps == max_steps:
                 break
         self.check_finite(total)
+        if taken == 0 and steps > 0:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.stop(f"loss or gradient at every step of epoch {self.epoch + 1} (all skipped, lr halved to {lr:.3g})")
         return total.item() / max(taken, 1)
 
     def idle_step(self) -> torch.Tensor:
@@ -177,19 +182,25 @@ class Trainer:
         """Raise NonFiniteError if the epoch's summed loss or any weight is not finite."""
         bad_weights = not all(bool(torch.isfinite(param).all()) for param in self.model.parameters())
         bad_loss = not bool(torch.isfinite(total_loss))
-        if not (bad_loss or bad_weights):
-            return
-        what = " and ".join(name for name, bad in (("loss", bad_loss), ("weights", bad_weights)) if bad)
-        if self.folder is None:
-            kept = "nothing was saved (no --out)"
-        elif self.folder.checkpoint_path.exists():
-            kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.folder.path}"
+        if bad_loss or bad_weights:
+            what = " and ".join(name for name, bad in (("loss", bad_loss), ("weights", bad_weights)) if bad)
+            self.stop(f"{what} in epoch {self.epoch + 1}")
+
+    def stop(self, what: str) -> None:
+        """Raise NonFiniteError saying what was not finite, what was kept and what to do."""
+        if self.folder is not None and self.folder.checkpoint_path.exists():
+            kept = (
+                f"the last good checkpoint (epoch {self.epoch}) is kept in {self.folder.path}: fix the data and "
+                "continue with --resume, or start again in another --out with a lower --lr"
+            )
         else:
-            kept = f"no checkpoint was written yet in {self.folder.path}"
-        raise NonFiniteError(
-            f"non-finite {what} in epoch {self.epoch + 1}; training stopped and {kept}. "
-            "Lower --lr, check the data, or pass --on-nonfinite skip"
-        )
+            where = (
+                " (no --out)"
+                if self.folder is None
+                else f" (no checkpoint was written yet; {self.folder.path} is left as it was)"
+            )
+            kept = f"nothing was kept{where}. Run again with a lower --lr, check the data, or pass --on-nonfinite skip"
+        raise NonFiniteError(f"non-finite {what}; training stopped and {kept}")
 
     def evaluate(self, limit: int | None = None) -> dict[str, float]:
         """Loss and error % on both splits (their first ``limit`` examples), over all processes."""
@@ -208,9 +219,22 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result."""
-        config = self.config
         for hook in self.hooks:
             hook.start(self)
+        try:
+            self.run_epochs()
+        except NonFiniteError as error:
+            for hook in self.hooks:
+                hook.fail(self, error)
+            raise
+        result = self.result()
+        for hook in self.hooks:
+            hook.end(self, result)
+        return result
+
+    def run_epochs(self) -> None:
+        """Epochs until ``finished``: train, evaluate when due, then every hook's ``after_epoch``."""
+        config = self.config
         samples, train_seconds = 0, 0.0
         while not self.finished:
             start = time.perf_counter()
@@ -228,10 +252,6 @@ class Trainer:
                 self.last_eval, samples, train_seconds = record, 0, 0.0
             for hook in self.hooks:
                 hook.after_epoch(self, loss, record)
-        result = self.result()
-        for hook in self.hooks:
-            hook.end(self, result)
-        return result
 
     def result(self) -> dict[str, Any]:
         """The last evaluation with the run's length, time and resolved config."""

@@ -12,6 +12,7 @@ by a non-finite loss or weight exits with status 3.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,23 @@ def build_parser() -> Parser:
     for group in (train, experiments, analysis):
         group.register(commands)
     return parser
+
+
+CONTINUE = {
+    "train": "continue the run with --out DIR --resume",
+    "reproduce": "run the same command again to continue: finished runs are skipped, unfinished ones resume",
+}
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """The one-line message for an allocation that failed (``MemoryError``, torch's CPU or CUDA
+    allocator), or None for any other error."""
+    text = str(error)
+    if not isinstance(error, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text:
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    size = f" (an allocation of {int(asked.group(1)) / 2**30:,.1f} GiB failed)" if asked else ""
+    return f"out of memory{size}; lower --widths, --batch-size or --eval-batch-size, or use a larger machine"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,8 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteError as error:
         print(f"gevb {args.command}: error: {error}", file=sys.stderr)
         return 3
+    except (MemoryError, RuntimeError) as error:
+        message = out_of_memory(error)
+        if message is None or os.environ.get("GEVB_TRACEBACK"):
+            raise
+        print(f"gevb {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"gevb {args.command}: interrupted; continue a run with --out DIR --resume", file=sys.stderr)
+        advice = CONTINUE.get(args.command, "files are written atomically, so none is left half-written")
+        print(f"gevb {args.command}: interrupted; {advice}", file=sys.stderr)
         return 130
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from gevb.analysis.clusters import cluster_quality
@@ -13,6 +12,7 @@ from gevb.build import build_run, load_run
 from gevb.cli.common import add_data_flags, emitters, save_figure, widths_list
 from gevb.config import TrainConfig
 from gevb.data import DATASETS
+from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
 from gevb.paper import DATASET_TITLES, broadcast_rule
@@ -34,7 +34,7 @@ def command_width_scaling(args: argparse.Namespace) -> int:
 
         save_figure(lambda: width_scaling_figure(result), args.plot.format(model=args.model))
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     return 0
 
 
@@ -55,7 +55,7 @@ def command_sign_check(args: argparse.Namespace) -> int:
     x, y = train_split.x[: args.examples], train_split.y[: args.examples]
     result = sign_check(parts.model, parts.rule, x, y)
     if args.json:
-        print(json.dumps({"config": config.to_dict(), "examples": len(x), "layers": result}))
+        print(json_text({"config": config.to_dict(), "examples": len(x), "layers": result}))
         return 0
     print(f"{config.model} / {config.rule} / {config.sign} on {config.dataset}, {what}, {len(x)} examples:")
     print("fraction of weights whose update and BP gradient have opposite signs, per example")
@@ -90,7 +90,7 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
         title = f"{c.model} / {c.rule} / {c.sign} on {dataset}, epoch {parts.epoch}: last conv block features"
         save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
     if args.json:
-        print(json.dumps(summary))
+        print(json_text(summary))
     else:
         print(
             f"within-class / overall RMS distance of the t-SNE embedding ({len(x)} {args.split} examples): "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from typing import Any
@@ -13,6 +12,7 @@ from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.data import DATASETS
 from gevb.distributed import is_main_process
 from gevb.evaluation import evaluate_run
+from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.rules import RULES
@@ -78,7 +78,7 @@ def command_train(args: argparse.Namespace) -> int:
     else:
         result = train(config, args.out, args.resume, log=log, progress=progress)
     if args.json:
-        emit(json.dumps(result))
+        emit(json_text(result))
     elif result["test_error"] is None:
         emit(f"nothing to do: {args.out} holds a finished run with no evaluation")
     else:
@@ -93,7 +93,7 @@ def command_train(args: argparse.Namespace) -> int:
 def command_eval(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run, device=args.device, data_dir=args.data_dir, download=args.download)
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     else:
         run = result["config"]
         print(

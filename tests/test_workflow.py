@@ -1,0 +1,127 @@
+"""A researcher's workflow without surprises: regression tests of defects found by using gevb end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gevb.checkpoint import load_checkpoint
+from gevb.cli import main
+from gevb.config import load_config
+from test_data import fake_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--widths", "16,12", "--device", "cpu", "--quiet"]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def strict_json_lines(path: Path) -> list[dict]:
+    """JSON lines, refusing the NaN / Infinity tokens that are not JSON."""
+
+    def refuse(token: str):
+        raise ValueError(f"{path} holds {token}, which is not JSON")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def test_a_run_whose_every_step_is_skipped_stops_with_status_3_and_writes_valid_json(tmp_path, capsys):
+    run = tmp_path / "r"
+    argv = ["train", "--lr", "1e30", "--epochs", "3", "--on-nonfinite", "skip", "--out", str(run), *SMALL]
+    assert main(argv) == 3
+    assert "non-finite" in one_line_error(capsys)
+    if (run / "metrics.jsonl").exists():
+        strict_json_lines(run / "metrics.jsonl")
+
+
+def test_after_a_non_finite_stop_without_checkpoint_the_advice_works(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "--lr", "1e30", "--epochs", "1", "--out", str(run), *SMALL]) == 3
+    message = one_line_error(capsys)
+    assert "--lr" in message and "nothing was kept" in message
+    assert not run.exists() or not any(run.iterdir())
+    assert main(["train", "--lr", "1e-3", "--epochs", "1", "--out", str(run), *SMALL]) == 0
+
+
+def test_resuming_with_fewer_epochs_than_trained_is_refused_and_rewrites_nothing(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "--epochs", "3", "--out", str(run), *SMALL]) == 0
+    before = {name: (run / name).read_bytes() for name in ("config.yaml", "result.json", "metrics.jsonl")}
+    assert main(["train", "--epochs", "1", "--out", str(run), "--resume", *SMALL]) == 2
+    assert "already trained 3 epochs" in one_line_error(capsys)
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert load_config(run / "config.yaml").epochs == 3
+
+
+def test_ctrl_c_during_reproduce_gives_reproduce_s_own_advice(tmp_path, capsys, monkeypatch):
+    import gevb.cli.experiments as experiments
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "run_grid", interrupted)
+    argv = ["reproduce", "--dataset", "digits", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "g")]
+    assert main([*argv, "--quiet"]) == 130
+    message = one_line_error(capsys)
+    assert "--resume" not in message and "same command" in message
+
+
+def test_a_relative_data_dir_is_saved_absolute_so_eval_works_from_elsewhere(tmp_path, capsys, monkeypatch):
+    here, elsewhere = tmp_path / "a", tmp_path / "b"
+    fake_mnist(here / "data", n_train=40, n_test=20)
+    elsewhere.mkdir()
+    monkeypatch.chdir(here)
+    argv = ["train", "--dataset", "mnist", "--data-dir", "data", "--model", "fc-vec", "--epochs", "1", "--out", "run"]
+    assert main([*argv, *SMALL]) == 0
+    assert load_config(here / "run/config.yaml").data_dir == str(here / "data")
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["eval", str(here / "run"), "--device", "cpu"]) == 0
+
+
+def test_an_impossible_allocation_is_one_line_not_a_traceback(capsys):
+    assert main(["train", "--widths", "1000000,1000000", "--dry-run", "--device", "cpu"]) == 2
+    message = one_line_error(capsys)
+    assert "out of memory" in message and "--widths" in message
+
+
+FULL_DISK = """
+import resource, signal, sys
+from gevb.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+sys.exit(main(["train", "--epochs", "2", "--out", sys.argv[1], "--resume", "--device", "cpu", "--quiet"]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE stands in for a full disk on Linux")
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_previous_one_survives(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--out", str(run), "--device", "cpu", "--quiet"]) == 0
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(run)], capture_output=True, text=True, cwd=ROOT)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, done.stderr
+    assert "checkpoint.pt" in err[0] and "disk" in err[0]
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e-3", 1e-3), ("3E-4", 3e-4), ("+2.5e-2", 0.025), ("0.001", 0.001)])
+def test_yaml_floats_in_exponent_form_are_floats(tmp_path, text, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"lr: {text}\n")
+    assert load_config(path).lr == value
+
+
+def test_a_yaml_string_that_is_no_number_is_still_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: fast\n")
+    with pytest.raises(ValueError, match="lr must be float"):
+        load_config(path)
