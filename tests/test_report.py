@@ -12,7 +12,6 @@ import pytest
 
 from gevb.analysis.report import published_results, render_table, result_rows, write_report
 from gevb.cli import main
-from gevb.config import TrainConfig
 from gevb.grid import grid_runs
 from gevb.paper import ROW_TITLES, paper_protocol
 from gevb.runs import Run, collect_runs
@@ -81,7 +80,7 @@ def test_curves_figure_has_a_labelled_panel_per_architecture(digits_grid):
 
 def fake_run(model: str, rule: str, sign: str, seed: int, errors: list[tuple[float, float]], stopped: bool) -> Run:
     """A finished run with evaluations (train, test) at epochs 10, 20, ..."""
-    config = TrainConfig(dataset="mnist", model=model, rule=rule, sign=sign, seed=seed, eval_every=10)
+    config = paper_protocol("mnist").replace(model=model, rule=rule, sign=sign, seed=seed)
     metrics = [
         {"epoch": 10 * (i + 1), "train_error": train, "test_error": test, "seconds": 1.0}
         for i, (train, test) in enumerate(errors)
@@ -147,3 +146,41 @@ def test_report_of_a_partial_grid_leaves_unfinished_runs_out_of_the_table(tmp_pa
     assert "3 of 4 runs finished" in report["tables"]["digits"]
     with open(tmp_path / "results.csv") as file:
         assert [row["finished"] for row in csv.DictReader(file)] == ["True", "True", "False", "True"]
+
+
+def test_runs_pool_only_with_their_own_configuration_and_differ_from_the_paper_without_a_delta():
+    """Issue 15: unrelated runs (other epochs, lr, widths, all seed 0) were pooled into one cell and
+    compared with the paper."""
+    paper = paper_protocol("mnist")
+    runs = [
+        fake_run("fc-vec", "gevb", "nonneg", 0, [(0.5, 2.0)], False),
+        fake_run("fc-vec", "gevb", "nonneg", 1, [(0.5, 3.0)], False),
+        fake_run("fc-vec", "gevb", "nonneg", 1, [(0.5, 9.0)], False),  # a repeat of seed 1
+    ]
+    for changes, test_error in (({"epochs": 3}, 40.0), ({"lr": 1e-3}, 50.0), ({"widths": [64, 64]}, 60.0)):
+        run = fake_run("fc-vec", "gevb", "nonneg", 0, [(1.0, test_error)], False)
+        runs.append(Run(Path(f"other-{test_error}"), paper.replace(**changes), run.metrics, run.result))
+    text = render_table(result_rows(runs), "mnist")
+    tables = text.split("\n\nMNIST")
+    assert len(tables) == 4 and tables[0].startswith("MNIST, the paper's protocol")
+    first = table_body(tables[0])
+    assert first[0][1] == f"2.50 ± {statistics.stdev([2.0, 3.0]):.2f} (0.50)"  # seeds 0 and 1, the repeat left out
+    assert first[0][2] == "1.87 (0.06) (+0.63)" and "1 run(s) repeating a seed" in tables[0]
+    for table, settings, error in zip(tables[1:], ("epochs=3", "lr=0.001", "widths=64,64"), (40, 50, 60), strict=True):
+        assert f"differ from the paper's protocol: {settings}:" in table
+        body = table_body(table)
+        assert body[0][1] == f"{error:.2f} (1.00)" and body[0][2] == "1.87 (0.06)"  # the paper's value, no Δ
+        assert "one seed" in table and "not comparable" in table
+
+
+def test_report_of_unrelated_train_runs_groups_them(tmp_path, capsys):
+    for name, extra in (("a", []), ("b", ["--lr", "1e-3"]), ("c", [])):
+        argv = ["train", "--epochs", "1", "--widths", "16,12", "--device", "cpu", "--quiet", "--out"]
+        assert main([*argv, str(tmp_path / name), *extra]) == 0
+    report = write_report(tmp_path)
+    text = report["tables"]["digits"]
+    assert text.count("| FC-Vec |") == 2 and "1 run(s) repeating a seed" in text
+    assert "differ from the paper's protocol: widths=16,12, epochs=1, eval_every=1, stop_at_100=False:" in text
+    with open(tmp_path / "results.csv") as file:
+        settings = [row["settings"] for row in csv.DictReader(file)]
+    assert len(set(settings)) == 2 and "lr=0.001" in settings[1]

@@ -4,9 +4,13 @@ Table layout (docs/method.md §7): rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC; 
 nonneg | rule mixed | BP mixed, where *rule* is GEVB in the vectorized rows and DFA in the others.
 A cell is "test ± std (train)": the mean test error % over seeds, its sample standard deviation
 (ddof = 1; left out for one seed) and the mean train error %, each run counted at its last
-evaluation. Only finished runs enter the table; ``results.csv`` lists every run that has been
-evaluated, with a ``finished`` column. For MNIST and CIFAR-10 each column is followed by the
-published value (``published.csv``, from the paper's Tables 1 and 2) and our difference to it.
+evaluation. Only runs of one configuration pool: each data set gets one table per set of settings
+(``settings_label``: how the runs differ from the paper's protocol; the seed, device and data
+folder do not count), and a cell counts each seed once. Only finished runs enter the tables;
+``results.csv`` lists every run that has been evaluated, with ``finished`` and ``settings``
+columns. For MNIST and CIFAR-10 each column is followed by the published value (``published.csv``,
+from the paper's Tables 1 and 2) and, for runs that followed the paper's protocol, our difference
+to it.
 """
 
 from __future__ import annotations
@@ -21,13 +25,32 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gevb.config import TrainConfig
 from gevb.files import atomic_file
-from gevb.paper import COLUMNS, DATASET_TITLES, GRID_MODELS, ROW_TITLES, column_rule
+from gevb.paper import COLUMNS, DATASET_TITLES, GRID_MODELS, ROW_TITLES, column_rule, paper_protocol
 from gevb.runs import Run, collect_runs
 
 CSV_FIELDS = (
     "dataset", "model", "rule", "sign", "seed", "epochs", "train_error", "test_error", "seconds", "finished", "run",
+    "settings",
 )  # fmt: skip
+CELL_FIELDS = ("dataset", "model", "rule", "sign")  # where a run goes in the tables
+# Fields that do not change what a run computes; runs that differ only in these (and the seed) pool.
+POOLING_IGNORES = ("seed", "device", "data_dir", "download", "eval_batch_size", "track_alignment")
+PAPER = "the paper's protocol"
+
+
+def settings_label(config: TrainConfig) -> str:
+    """How ``config`` differs from the paper's protocol for its data set, e.g. ``"epochs=2, lr=0.001"``,
+    or ``PAPER``. Runs with one label (and one dataset, model, rule, sign) are the same configuration."""
+    protocol = paper_protocol(config.dataset).to_dict()
+    ignored = {*CELL_FIELDS, *POOLING_IGNORES}
+    differences = [
+        f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in config.to_dict().items()
+        if key not in ignored and value != protocol[key]
+    ]
+    return ", ".join(differences) or PAPER
 
 
 def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -41,6 +64,7 @@ def result_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
                 "epochs": last["epochs"] if run.finished else last["epoch"],
                 "train_error": round(last["train_error"], 4), "test_error": round(last["test_error"], 4),
                 "seconds": round(last["seconds"], 2), "finished": run.finished, "run": run.path.name,
+                "settings": settings_label(c),
             }
         )  # fmt: skip
     return rows
@@ -81,32 +105,52 @@ class Cell:
         return f"{mean}{spread} ({statistics.fmean(self.train):.2f}){count}"
 
 
-def table_cells(rows: Sequence[dict[str, Any]], dataset: str) -> dict[tuple[str, str, str], Cell]:
-    """(model, kind, sign) -> Cell over the finished rows of ``dataset``."""
+def table_cells(
+    rows: Sequence[dict[str, Any]], dataset: str, settings: str
+) -> tuple[dict[tuple[str, str, str], Cell], int]:
+    """(model, kind, sign) -> Cell over the finished rows of ``dataset`` run with ``settings``, one run
+    per seed; and how many runs were left out for repeating a seed already in their cell."""
     cells: dict[tuple[str, str, str], Cell] = {}
+    seen, repeats = set(), 0
     for row in rows:
-        if row["dataset"] != dataset or not row["finished"] or row["model"] not in GRID_MODELS:
+        if row["dataset"] != dataset or row["settings"] != settings or not row["finished"]:
             continue
         kind = "bp" if row["rule"] == "bp" else "rule"
-        if column_rule(row["model"], kind) != row["rule"]:
+        if row["model"] not in GRID_MODELS or column_rule(row["model"], kind) != row["rule"]:
             continue
-        cell = cells.setdefault((row["model"], kind, row["sign"]), Cell([], []))
+        key = (row["model"], kind, row["sign"])
+        if (key, row["seed"]) in seen:
+            repeats += 1
+            continue
+        seen.add((key, row["seed"]))
+        cell = cells.setdefault(key, Cell([], []))
         cell.test.append(row["test_error"])
         cell.train.append(row["train_error"])
-    return cells
+    return cells, repeats
 
 
 def render_table(rows: Sequence[dict[str, Any]], dataset: str) -> str:
-    """The Markdown table of ``dataset`` in the paper's layout, with a caption."""
-    cells = table_cells(rows, dataset)
-    mine = [row for row in rows if row["dataset"] == dataset]
+    """The Markdown tables of ``dataset`` in the paper's layout, with captions: one table per
+    configuration (``settings_label``), the paper's protocol first, so only runs of one configuration pool."""
+    labels = sorted(
+        {row["settings"] for row in rows if row["dataset"] == dataset}, key=lambda label: (label != PAPER, label)
+    )
+    return "\n".join(render_group(rows, dataset, label) for label in labels)
+
+
+def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) -> str:
+    """The table of the runs of ``dataset`` with ``settings``; the published values beside, and our
+    difference to them only when the runs followed the paper's protocol."""
+    cells, repeats = table_cells(rows, dataset, settings)
+    mine = [row for row in rows if row["dataset"] == dataset and row["settings"] == settings]
     seeds = max((len(cell.test) for cell in cells.values()), default=0)
     published = {key[1:]: value for key, value in published_results().items() if key[0] == dataset}
+    compare = settings == PAPER
     header = [DATASET_TITLES.get(dataset, dataset)]
     for kind, sign in COLUMNS:
         header.append(f"{'rule' if kind == 'rule' else 'BP'} {sign}")
         if published:
-            header.append("paper (Δ)")
+            header.append("paper (Δ)" if compare else "paper")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in GRID_MODELS:
         line = [ROW_TITLES[model]]
@@ -114,22 +158,31 @@ def render_table(rows: Sequence[dict[str, Any]], dataset: str) -> str:
             cell = cells.get((model, kind, sign))
             line.append(cell.text(seeds) if cell else "–")
             if published:
-                line.append(paper_text(published.get((model, column_rule(model, kind), sign)), cell))
+                line.append(
+                    paper_text(published.get((model, column_rule(model, kind), sign)), cell if compare else None)
+                )
         lines.append("| " + " | ".join(line) + " |")
     finished = sum(row["finished"] for row in mine)
     epochs = max((row["epochs"] for row in mine if row["finished"]), default=0)
     spread = f"mean ± sample std over {seeds} seeds" if seeds > 1 else "one seed"
     caption = (
-        f"{DATASET_TITLES.get(dataset, dataset)}: test error % (train error % in brackets), {spread}, "
-        f"each run at its last evaluation; {finished} of {len(mine)} runs "
-        f"finished, at most {epochs} epochs. rule = GEVB in the -Vec rows, DFA in the others."
+        f"{DATASET_TITLES.get(dataset, dataset)}, "
+        + ("the paper's protocol" if compare else f"settings that differ from the paper's protocol: {settings}")
+        + f": test error % (train error % in brackets), {spread}, each run at its last evaluation; "
+        f"{finished} of {len(mine)} runs finished, at most {epochs} epochs. rule = GEVB in the -Vec rows, DFA in "
+        "the others."
     )
-    if published:
+    if repeats:
+        caption += f" {repeats} run(s) repeating a seed of their cell are left out."
+    if published and compare:
         caption += " paper: the published mean of 5 runs (train error in brackets where not ~0); Δ = ours - paper."
+    elif published:
+        caption += " paper: the published mean of 5 runs, not comparable with these settings (no Δ)."
     return caption + "\n\n" + "\n".join(lines) + "\n"
 
 
 def paper_text(published: tuple[float, float | None] | None, cell: Cell | None) -> str:
+    """The published value, and ``cell``'s mean minus it when a comparable ``cell`` is given."""
     if published is None:
         return "–"
     test, train = published
