@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +15,20 @@ from gevb.paper import COLUMNS, DATASET_TITLES, ROW_TITLES, column_rule
 from gevb.runs import Run
 
 FAMILIES = ("fc", "conv", "lc")
+LAST_HIDDEN_DEG = math.degrees(math.acos(1 / math.sqrt(math.pi)))  # docs/method.md §6
+
+
+def fitted_title(figure: Figure, text: str) -> None:
+    """``figure.suptitle(text)``, wrapped to the figure's width (about 11 characters per inch at the
+    default size) so that a narrow figure does not cut it."""
+    figure.suptitle(textwrap.fill(text, width=max(24, int(figure.get_figwidth() * 11))))
+
+
+def angle_axis(ax, angles: Sequence[float]) -> None:
+    """0 degrees up to the largest angle drawn (at least 100, at most 180), with 90 marked."""
+    finite = [a for a in angles if a is not None and math.isfinite(a)]
+    ax.set_ylim(0, min(180, max(100, *(a + 5 for a in finite))))
+    ax.axhline(90, color="grey", linewidth=0.8, linestyle=":")
 
 
 def seed_curves(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,7 +66,7 @@ def learning_curves_figure(runs: Sequence[Run]) -> Figure:
             model = f"{family}-vec" if vectorized else family
             draw_panel(axes[row][column], model, [run for run in runs if run.config.model == model])
     dataset = runs[0].config.dataset if runs else ""
-    figure.suptitle(f"{DATASET_TITLES.get(dataset, dataset)}: error during training (mean ± std over seeds)")
+    fitted_title(figure, f"{DATASET_TITLES.get(dataset, dataset)}: error during training (mean ± std over seeds)")
     return figure
 
 
@@ -76,7 +92,9 @@ def draw_panel(ax, model: str, runs: Sequence[Run]) -> None:
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         return
     handles += [Line2D([], [], color="k", label="test"), Line2D([], [], color="k", linestyle="--", label="train")]
-    ax.set_ylim(bottom=0)
+    ax.set_yscale("symlog", linthresh=1, linscale=0.5)  # linear below 1%, logarithmic above: 2% and 3%
+    ax.set_ylim(bottom=0)  # stay apart beside a diverged 90%
+    ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.legend(handles=handles, fontsize=7, loc="upper right")
 
 
@@ -101,6 +119,8 @@ def width_scaling_figure(result: dict) -> Figure:
         for i, layer in enumerate(net["layers"]):
             ax.errorbar(widths, mean[:, i], yerr=std[:, i], marker="o", markersize=3, capsize=2,
                         label=f"hidden {i + 1}, {layer} (slope {net['slope'][i]:+.2f})")  # fmt: skip
+        ax.axhline(90, color="grey", linewidth=0.8, linestyle=":", label="90 deg (no alignment)")
+        ax.axhline(LAST_HIDDEN_DEG, color="grey", linewidth=0.8, linestyle="--", label="55.7 deg, last hidden (theory)")
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_yscale("log")
@@ -109,9 +129,10 @@ def width_scaling_figure(result: dict) -> Figure:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("angle to BP update (degrees)")
-    figure.suptitle(
+    fitted_title(
+        figure,
         f"{result['model']} at initialization, {result['dataset']}, batch {result['batch_size']}, "
-        f"{result['seeds']} seeds"
+        f"{result['seeds']} seeds; points: mean, bars: ± std over seeds",
     )
     return figure
 
@@ -130,7 +151,7 @@ def cluster_figure(result: dict, labels: np.ndarray, title: str) -> Figure:
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
     axes[1].legend(title="class", fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figure.suptitle(title)
+    fitted_title(figure, title)
     return figure
 
 
@@ -151,8 +172,7 @@ def run_figure(run: Run) -> Figure:
         for layer in aligned[0]["alignment"][key]:
             angles = [np.nan if r["alignment"][key][layer] is None else r["alignment"][key][layer] for r in aligned]
             ax.plot([r["epoch"] for r in aligned], angles, marker="o", markersize=3, label=layer)
-        ax.axhline(90, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_ylim(0, 100)
+        angle_axis(ax, [a for r in aligned for a in r["alignment"][key].values()])
         ax.set_title(title)
         ax.set_ylabel("degrees")
     for ax in axes:
@@ -160,5 +180,6 @@ def run_figure(run: Run) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     c = run.config
-    figure.suptitle(f"{c.model} / {c.rule} / {c.sign} on {DATASET_TITLES.get(c.dataset, c.dataset)}, seed {c.seed}")
+    dataset = DATASET_TITLES.get(c.dataset, c.dataset)
+    fitted_title(figure, f"{c.model} / {c.rule} / {c.sign} on {dataset}, seed {c.seed}")
     return figure
