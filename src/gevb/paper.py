@@ -3,6 +3,8 @@ rules, the tables' columns and titles, and its training protocol. Data only; not
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gevb.config import TrainConfig
 from gevb.init import SIGNS
 
@@ -11,6 +13,11 @@ GRID_RULES = ("gevb", "dfa", "bp")
 ROW_TITLES = {"fc-vec": "FC-Vec", "fc": "FC", "conv-vec": "Conv-Vec", "conv": "Conv", "lc-vec": "LC-Vec", "lc": "LC"}
 COLUMNS = tuple((kind, sign) for sign in SIGNS for kind in ("rule", "bp"))  # rule nonneg, BP nonneg, rule mixed, ...
 DATASET_TITLES = {"digits": "Digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def dataset_title(name: str) -> str:
+    """How tables and figures name a data set: ``MNIST`` for ``mnist``, ``my`` for ``/data/my.npz``."""
+    return DATASET_TITLES.get(name) or Path(name).stem
 
 
 def broadcast_rule(model: str) -> str:

@@ -75,8 +75,11 @@ class Trainer:
         hooks: Sequence[Hook] = (),
     ) -> None:
         self.config = config.validate()
-        if self.config.data_dir is not None:  # saved absolute, so the run can be evaluated from anywhere
+        # Paths are saved absolute, so the run can be evaluated and resumed from anywhere.
+        if self.config.data_dir is not None:
             self.config = self.config.replace(data_dir=str(Path(self.config.data_dir).expanduser().resolve()))
+        if data is None and self.config.dataset.endswith(".npz"):
+            self.config = self.config.replace(dataset=str(Path(self.config.dataset).expanduser().resolve()))
         device = process_device(resolve_device(self.config.device))
         self.group: ProcessGroup | None = join_process_group(device)
         main = self.group is None or self.group.main

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import ScalarFormatter
 
-from gevb.paper import COLUMNS, DATASET_TITLES, ROW_TITLES, column_rule
+from gevb.paper import COLUMNS, ROW_TITLES, column_rule, dataset_title
 from gevb.runs import Run
 
 FAMILIES = ("fc", "conv", "lc")
@@ -66,7 +66,7 @@ def learning_curves_figure(runs: Sequence[Run]) -> Figure:
             model = f"{family}-vec" if vectorized else family
             draw_panel(axes[row][column], model, [run for run in runs if run.config.model == model])
     dataset = runs[0].config.dataset if runs else ""
-    fitted_title(figure, f"{DATASET_TITLES.get(dataset, dataset)}: error during training (mean ± std over seeds)")
+    fitted_title(figure, f"{dataset_title(dataset)}: error during training (mean ± std over seeds)")
     return figure
 
 
@@ -180,6 +180,6 @@ def run_figure(run: Run) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     c = run.config
-    dataset = DATASET_TITLES.get(c.dataset, c.dataset)
+    dataset = dataset_title(c.dataset)
     fitted_title(figure, f"{c.model} / {c.rule} / {c.sign} on {dataset}, seed {c.seed}")
     return figure

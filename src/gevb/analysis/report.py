@@ -27,7 +27,7 @@ from typing import Any
 
 from gevb.config import TrainConfig
 from gevb.files import atomic_file
-from gevb.paper import COLUMNS, DATASET_TITLES, GRID_MODELS, ROW_TITLES, column_rule, paper_protocol
+from gevb.paper import COLUMNS, GRID_MODELS, ROW_TITLES, column_rule, dataset_title, paper_protocol
 from gevb.runs import Run, collect_runs
 
 CSV_FIELDS = (
@@ -146,7 +146,7 @@ def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) ->
     seeds = max((len(cell.test) for cell in cells.values()), default=0)
     published = {key[1:]: value for key, value in published_results().items() if key[0] == dataset}
     compare = settings == PAPER
-    header = [DATASET_TITLES.get(dataset, dataset)]
+    header = [dataset_title(dataset)]
     for kind, sign in COLUMNS:
         header.append(f"{'rule' if kind == 'rule' else 'BP'} {sign}")
         if published:
@@ -166,7 +166,7 @@ def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) ->
     epochs = max((row["epochs"] for row in mine if row["finished"]), default=0)
     spread = f"mean ± sample std over {seeds} seeds" if seeds > 1 else "one seed"
     caption = (
-        f"{DATASET_TITLES.get(dataset, dataset)}, "
+        f"{dataset_title(dataset)}, "
         + ("the paper's protocol" if compare else f"settings that differ from the paper's protocol: {settings}")
         + f": test error % (train error % in brackets), {spread}, each run at its last evaluation; "
         f"{finished} of {len(mine)} runs finished, at most {epochs} epochs. rule = GEVB in the -Vec rows, DFA in "
@@ -214,7 +214,7 @@ def write_report(out: str | Path) -> dict[str, Any]:
         from gevb.analysis.plots import learning_curves_figure
 
         for dataset in datasets:
-            path = out / f"curves-{dataset}.png"
+            path = out / f"curves-{dataset_title(dataset) if dataset.endswith('.npz') else dataset}.png"
             figure = learning_curves_figure([run for run in runs if run.config.dataset == dataset])
             with atomic_file(path) as file:
                 figure.savefig(file, format="png", dpi=120)

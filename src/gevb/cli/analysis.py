@@ -15,7 +15,7 @@ from gevb.data import DATASETS
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
-from gevb.paper import DATASET_TITLES, broadcast_rule
+from gevb.paper import broadcast_rule, dataset_title
 from gevb.rules import RULES
 from gevb.runs import Run, RunFolder
 
@@ -86,7 +86,7 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
     if plot != "-":
         from gevb.analysis.plots import cluster_figure
 
-        dataset = DATASET_TITLES.get(c.dataset, c.dataset)
+        dataset = dataset_title(c.dataset)
         title = f"{c.model} / {c.rule} / {c.sign} on {dataset}, epoch {parts.epoch}: last conv block features"
         save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
     if args.json:
@@ -127,7 +127,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="hidden widths to try (default: 64..2048 doubling for fc-vec, 16..256 conv-vec, 16..128 lc-vec)",
     )  # fmt: skip
     width.add_argument("--seeds", type=int, default=3, help="fresh networks per width (default: 3)")
-    width.add_argument("--dataset", default="digits", choices=DATASETS, help="inputs of the batch (default: digits)")
+    width.add_argument(
+        "--dataset",
+        default="digits",
+        metavar="|".join(DATASETS) + "|FILE.npz",
+        help="inputs of the batch (default: digits)",
+    )
     width.add_argument("--batch-size", type=int, default=128, help="examples in the batch (default: 128)")
     add_data_flags(width)
     width.add_argument(
@@ -150,7 +155,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
     sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     sign.add_argument("--seed", type=int, default=0, help="fresh model's seed (default: 0)")
-    sign.add_argument("--dataset", default="digits", choices=DATASETS, help="fresh model's data (default: digits)")
+    sign.add_argument(
+        "--dataset",
+        default="digits",
+        metavar="|".join(DATASETS) + "|FILE.npz",
+        help="fresh model's data (default: digits)",
+    )
     sign.add_argument("--examples", type=int, default=64, help="first N training examples (default: 64)")
     add_data_flags(sign)
     sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")

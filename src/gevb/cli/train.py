@@ -24,7 +24,7 @@ DEFAULTS = TrainConfig()
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``TrainConfig`` field; a flag not given leaves the YAML / default value."""
     flags: dict[str, dict[str, Any]] = {
-        "dataset": {"choices": DATASETS},
+        "dataset": {"metavar": "|".join(DATASETS) + "|FILE.npz"},
         "model": {"choices": ARCHITECTURES},
         "rule": {"choices": tuple(RULES), "help": "learning rule (gevb/dfa/bp; bp-autograd is the reference BP)"},
         "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},

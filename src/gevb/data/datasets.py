@@ -15,7 +15,7 @@ import torch
 
 from gevb.data.download import download_dataset
 from gevb.data.errors import DataError
-from gevb.data.readers import FIX, read_cifar_batch, read_idx_images, read_idx_labels
+from gevb.data.readers import FIX, NPZ_ARRAYS, read_cifar_batch, read_idx_images, read_idx_labels, read_npz
 from gevb.data.sources import CIFAR_FILES, locate
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
@@ -64,14 +64,17 @@ def load_dataset(
     download: bool = False,
     device: torch.device | str | None = None,
 ) -> Dataset:
-    """Read data set ``name`` (one of :data:`DATASETS`) whole and move it to ``device`` once.
+    """Read data set ``name`` (one of :data:`DATASETS`, or the path of an ``.npz`` file of your own)
+    whole and move it to ``device`` once.
 
     Files are searched as :func:`gevb.data.sources.search_dirs` says; when they are missing and ``download``
     is set they are fetched first (:func:`download_dataset`). ``digits`` needs no files and ignores both.
     Raises :class:`DataError` for an unknown name or a missing or corrupt file.
     """
+    if name.endswith(".npz"):
+        return _npz(name, Path(name).expanduser(), device)
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or a path to an .npz file")
     if name == "digits":
         train, test, source = *_digits(), "scikit-learn"
     else:
@@ -133,6 +136,55 @@ def _cifar(paths: dict[str, Path]) -> tuple[Split, Split]:
         return Split(scale_bytes(images), torch.from_numpy(labels).to(torch.int64))
 
     return split(CIFAR_FILES[:-1]), split(CIFAR_FILES[-1:])
+
+
+def _npz(name: str, path: Path, device: torch.device | str | None) -> Dataset:
+    """Your own data: ``x_train``, ``y_train``, ``x_test``, ``y_test`` (``read_npz``). Images may be (N, D),
+    (N, H, W) or (N, C, H, W); uint8 pixels are scaled to [-1, 1] like the built-in sets, floats are
+    used as they are. Labels are integers 0..K-1; K (the vector dimension of a VNN) is the largest + 1."""
+    if not path.is_file():
+        raise DataError(f"no file {path}; pass the path of an .npz file with {', '.join(NPZ_ARRAYS)}")
+    return dataset_from_arrays(name, **read_npz(path), device=device, source=str(path))
+
+
+def dataset_from_arrays(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    device: torch.device | str | None = None,
+    source: str = "arrays",
+) -> Dataset:
+    """A ``Dataset`` of your own arrays, as an ``.npz`` file holds them (see ``load_dataset``); train it
+    with ``Trainer(config.replace(dataset=name), data=...)``. Raises DataError naming ``source``."""
+    arrays = {"train": (x_train, y_train), "test": (x_test, y_test)}
+    splits = [_array_split(source, np.asarray(x), np.asarray(y), part) for part, (x, y) in arrays.items()]
+    if splits[0].x.shape[1:] != splits[1].x.shape[1:]:
+        shapes = f"{tuple(splits[0].x.shape[1:])} and {tuple(splits[1].x.shape[1:])}"
+        raise DataError(f"{source}: x_train and x_test images differ in shape, {shapes}")
+    classes = 1 + max(int(split.y.max()) for split in splits)
+    if classes < 2:
+        raise DataError(f"{source}: the labels name only one class; a classifier needs two or more")
+    train, test = (_to(split, device) for split in splits)
+    return Dataset(name, train, test, classes, tuple(splits[0].x.shape[1:]), source)
+
+
+def _array_split(path: str, x: np.ndarray, y: np.ndarray, part: str) -> Split:
+    if x.ndim not in (2, 3, 4) or len(x) == 0:
+        raise DataError(f"{path}: x_{part} has shape {x.shape}; use (N, D), (N, H, W) or (N, C, H, W) with N > 0")
+    if y.shape != (len(x),) or y.dtype.kind not in "iu":
+        raise DataError(f"{path}: y_{part} must be {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
+    if int(y.min()) < 0:
+        raise DataError(f"{path}: y_{part} holds a negative label {int(y.min())}; labels are 0..K-1")
+    x = x.reshape(len(x), 1, 1, -1) if x.ndim == 2 else x[:, None] if x.ndim == 3 else x
+    if x.dtype == np.uint8:
+        images = scale_bytes(np.ascontiguousarray(x))
+    else:
+        images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        if not bool(torch.isfinite(images).all()):
+            raise DataError(f"{path}: x_{part} holds NaN or infinite values; clean the data")
+    return Split(images, torch.from_numpy(y.astype(np.int64)))
 
 
 def _to(split: Split, device: torch.device | str | None) -> Split:

@@ -1,4 +1,5 @@
-"""Byte-level readers for the IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary formats (docs/method.md §8).
+"""Byte-level readers for the IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary formats (docs/method.md §8)
+and for a user's own arrays in a NumPy ``.npz`` file.
 
 Each reader checks the header against the size on disk before it reads the body, and grows its buffer only
 as bytes actually arrive, so a forged header or a gzip bomb fails fast in small memory. Any problem raises
@@ -11,6 +12,7 @@ import gzip
 import math
 import os
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -130,3 +132,56 @@ def _read_exactly(handle: BinaryIO, size: int, path: Path, what: str) -> bytearr
 def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> None:
     if labels.size and int(labels.max()) >= num_classes:
         raise corrupt(path, f"label {int(labels.max())} is out of range 0..{num_classes - 1}")
+
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+NPZ_FIX = "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays ``NPZ_ARRAYS`` of a NumPy ``.npz`` file (``numpy.savez``, compressed or not).
+
+    Each member's ``.npy`` header is parsed and checked before its data is read: numeric dtypes only
+    (object arrays would need pickle, which is never run), and the declared array size must match
+    the member's size in the archive, which itself may not exceed what DEFLATE can expand its
+    compressed bytes to. Any problem raises :class:`DataError` naming the file.
+    """
+
+    def read() -> dict[str, np.ndarray]:
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise DataError(f"{path}: not an .npz file (not a zip archive); {NPZ_FIX}") from None
+        with archive:
+            members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+            missing = [name for name in NPZ_ARRAYS if name not in members]
+            if missing:
+                found = ", ".join(members) or "none"
+                raise DataError(f"{path}: no array {', '.join(missing)} (it has {found}); {NPZ_FIX}")
+            return {name: _read_npy_member(path, archive, members[name]) for name in NPZ_ARRAYS}
+
+    return _guarded(path, read)
+
+
+def _read_npy_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    if info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1) + 1024:
+        raise DataError(f"{path}: member {info.filename} declares {info.file_size} bytes, more than its data can hold")
+    with archive.open(info) as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]}")
+        except (ValueError, SyntaxError) as error:
+            raise DataError(f"{path}: member {info.filename} is not a .npy array ({error}); {NPZ_FIX}") from None
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise DataError(f"{path}: {info.filename} holds {dtype} values; store numbers (object arrays need pickle)")
+        size = math.prod(shape) * dtype.itemsize
+        if size > info.file_size:
+            raise DataError(f"{path}: {info.filename} declares shape {shape}, more than its {info.file_size} bytes")
+        body = _read_exactly(handle, size, path, info.filename)
+    array = np.frombuffer(body, dtype=dtype)
+    return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
