@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
@@ -33,6 +31,7 @@ from gevb import build_model, keep_freed_memory, make_rule, train_step
 from gevb.build import make_optimizer
 from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
 from gevb.layers.base import matmul_nt, onednn_matmul
+from gevb.provenance import provenance
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,23 +202,8 @@ def ratios(vec: dict[str, float], peak_gflops: float) -> dict[str, float]:
 
 
 def machine(device: torch.device) -> dict[str, object]:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        cpuinfo = Path("/proc/cpuinfo")
-        lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
-        name = name or platform.processor() or platform.machine()
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "device": str(device), "device_name": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(), "git_commit": commit,
-    }  # fmt: skip
+    info = provenance(device)
+    return {key: info[key] for key in ("device", "device_name", "threads", "torch", "python", "git_commit")}
 
 
 COLUMNS = [  # (header, width, value of (vectorized, ratios, conventional))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from gevb.checkpoint import load_checkpoint
 from gevb.cli import main
@@ -125,3 +126,17 @@ def test_a_yaml_string_that_is_no_number_is_still_refused(tmp_path):
     path.write_text("lr: fast\n")
     with pytest.raises(ValueError, match="lr must be float"):
         load_config(path)
+
+
+def test_a_run_records_where_it_came_from_and_gevb_tells_its_version(tmp_path, capsys):
+    import gevb
+
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "r"), *SMALL]) == 0
+    provenance = json.loads((tmp_path / "r/result.json").read_text())["provenance"]
+    assert provenance["gevb"] == gevb.__version__ and provenance["torch"] == torch.__version__
+    assert provenance["device"] == "cpu" and provenance["time"].endswith("+00:00")
+    assert provenance["git_commit"] is None or len(provenance["git_commit"]) >= 7
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip().startswith(f"gevb {gevb.__version__}")

@@ -26,6 +26,7 @@ from gevb.data import Dataset
 from gevb.distributed import ProcessGroup, average_over_processes, join_process_group, local_part, process_device
 from gevb.evaluation import evaluate_splits
 from gevb.hooks import Hook, standard_hooks
+from gevb.provenance import provenance
 from gevb.rules import train_step
 from gevb.runs import RunFolder
 
@@ -94,6 +95,7 @@ class Trainer:
         self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
         self.skipped_last_step, self.batch_share = False, 1.0
         self.last_eval: dict[str, Any] | None = None
+        self.provenance: dict[str, Any] = {}
         if checkpoint is not None:
             self.restore(checkpoint, folder.checkpoint_path)
         log_hook = log if main else None
@@ -222,6 +224,7 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result."""
+        self.provenance = provenance(self.device)
         for hook in self.hooks:
             hook.start(self)
         try:
@@ -268,6 +271,7 @@ class Trainer:
             "processes": 1 if self.group is None else self.group.world,
             "out": str(self.folder.path) if self.folder else None,
             "config": self.config.to_dict(),
+            "provenance": self.provenance,  # versions, commit and device of the process that finished the run
         }
 
     def dry_run(self) -> dict[str, Any]:

@@ -16,6 +16,9 @@ import re
 import sys
 from collections.abc import Sequence
 
+import torch
+
+from gevb import __version__
 from gevb.cli import analysis, experiments, train
 from gevb.cli.common import Parser
 from gevb.distributed import leave_process_group
@@ -25,6 +28,7 @@ from gevb.training import NonFiniteError
 
 def build_parser() -> Parser:
     parser = Parser(prog="gevb", description="Train and evaluate networks with GEVB, BP and DFA.")
+    parser.add_argument("--version", action="version", version=f"gevb {__version__} (torch {torch.__version__})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in (train, experiments, analysis):
         group.register(commands)
