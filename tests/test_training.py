@@ -260,3 +260,63 @@ def test_an_atomic_write_gets_the_usual_permissions_and_replaces_only_when_done(
         os.umask(previous)
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+class InterruptAfter:
+    """A hook that stops ``fit`` like Ctrl-C once ``epochs`` epochs are checkpointed."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def start(self, trainer) -> None: ...
+
+    def after_step(self, trainer) -> None: ...
+
+    def measure(self, trainer, limit=None) -> dict:
+        return {}
+
+    def after_epoch(self, trainer, loss, record) -> None:
+        if trainer.epoch == self.epochs:
+            raise KeyboardInterrupt
+
+    def end(self, trainer, result) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"optimizer": "sgd", "momentum": 0.8, "lr": 3e-2, "lr_schedule": "step", "lr_step_epochs": 2},
+        {"weight_decay": 1e-3, "lr_schedule": "cosine"},
+    ],
+)
+def test_optimizer_settings_take_effect_and_resume_bit_identical(tmp_path, changes):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    config = small(epochs=4, **changes)
+    trainer = Trainer(config, straight)
+    trainer.fit()
+    group = trainer.optimizer.param_groups[0]
+    if changes.get("optimizer") == "sgd":
+        assert isinstance(trainer.optimizer, torch.optim.SGD) and group["momentum"] == 0.8
+        assert group["lr"] == pytest.approx(3e-2 * 0.1**2)  # x0.1 after epochs 2 and 4
+    else:
+        assert isinstance(trainer.optimizer, torch.optim.Adam) and group["weight_decay"] == 1e-3
+        assert group["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine reaches 0 at the last epoch
+    with pytest.raises(KeyboardInterrupt):  # interrupted after epoch 2, as by Ctrl-C
+        Trainer(config, split, hooks=[InterruptAfter(2)]).fit()
+    train(config, split, resume=True)
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(split / "checkpoint.pt")
+    assert_same_state(a["model"], b["model"])
+    assert a["schedule"] == b["schedule"] and a["schedule"]["last_epoch"] == 4
+
+
+def test_threads_setting_sets_torch_s_thread_pool():
+    before = torch.get_num_threads()
+    try:
+        Trainer(small(epochs=1, threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        small(threads=0).validate()
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        small(optimizer="rmsprop").validate()

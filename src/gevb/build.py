@@ -30,7 +30,8 @@ class RunParts:
     data: Dataset
     model: Network
     rule: Rule
-    optimizer: torch.optim.Adam
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None
     epoch: int = 0
 
 
@@ -43,11 +44,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: Network, lr: float) -> torch.optim.Adam:
-    """Adam; the fused kernel where this torch has it for the model's device (CPU needs torch >= 2.4)."""
+def make_optimizer(
+    model: Network, lr: float, kind: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """Adam (the fused kernel where this torch has it for the model's device; the CPU needs torch >= 2.4)
+    or SGD with ``momentum``; ``weight_decay`` is the optimizer's L2 term."""
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     major, minor = (int(part) for part in torch.__version__.split(".")[:2])
     fused = model.layers[0].weight.device.type == "cuda" or (major, minor) >= (2, 4)
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule, stepped once per epoch: cosine to 0 over ``config.epochs`` (as set when
+    the run started), or x0.1 every ``config.lr_step_epochs``; None for a constant rate."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=0.1)
+    return None
 
 
 def build_run(config: TrainConfig, data: Dataset | None = None, device: torch.device | None = None) -> RunParts:
@@ -65,7 +81,8 @@ def build_run(config: TrainConfig, data: Dataset | None = None, device: torch.de
         config.model, data.input_shape, data.num_classes, config.sign, config.widths, config.seed, device=device
     )
     rule = make_rule(config.rule, model, config.seed).to(device)
-    return RunParts(config, device, data, model, rule, make_optimizer(model, config.lr))
+    optimizer = make_optimizer(model, config.lr, config.optimizer, config.momentum, config.weight_decay)
+    return RunParts(config, device, data, model, rule, optimizer, make_schedule(optimizer, config))
 
 
 def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None, download: bool = False) -> RunParts:

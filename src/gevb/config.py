@@ -23,12 +23,14 @@ from gevb.rules import RULES
 from gevb.rules.base import valid_pairs
 
 DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("none", "cosine", "step")
 NONFINITE_POLICIES = ("stop", "skip")
 
 
 @dataclass
 class TrainConfig:
-    """A training run. Optimizer: Adam with the paper's defaults (lr 3e-4, batch 128, docs/method.md §7)."""
+    """A training run. Defaults: the paper's Adam, lr 3e-4, batch 128 (docs/method.md §7)."""
 
     dataset: str = "digits"  # a built-in name (gevb.data.DATASETS), an .npz path, or the name of a Dataset you pass
     model: str = "fc-vec"
@@ -38,10 +40,16 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 3e-4
+    optimizer: str = "adam"  # adam (the paper's) | sgd (with momentum)
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0  # L2 penalty added to every gradient by the optimizer (biases included)
+    lr_schedule: str = "none"  # none | cosine (to 0 over the run's epochs) | step (x0.1 every lr_step_epochs)
+    lr_step_epochs: int = 30
     seed: int = 0
     eval_every: int = 1  # full train and test evaluation every N epochs (and after the last)
     stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
     eval_batch_size: int = 256
+    threads: int | None = None  # torch CPU threads; None leaves torch's choice
     track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.alignment)
     on_nonfinite: str = "stop"  # stop: end the run at a non-finite loss or weight; skip: skip the step, halve lr
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -52,14 +60,20 @@ class TrainConfig:
         """Raise ValueError naming the first bad value and its fix; return self."""
         choices = {
             "model": ARCHITECTURES, "rule": tuple(RULES), "sign": SIGNS,
-            "on_nonfinite": NONFINITE_POLICIES,
+            "on_nonfinite": NONFINITE_POLICIES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
         }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(allowed)}")
         if self.model.endswith("-vec") not in RULES[self.rule].vectorized:
             raise ValueError(f"rule {self.rule!r} does not train model {self.model!r}; valid pairs: {valid_pairs()}")
-        for key in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
+        if not (0 <= self.momentum < 1 and 0 <= self.weight_decay < math.inf):
+            raise ValueError(
+                f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum} and {self.weight_decay}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "lr_step_epochs"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
         if not 0 < self.lr < math.inf:
@@ -81,7 +95,10 @@ class TrainConfig:
 
 # Fields that define what a run computes; the others (how long, where, which files) may change
 # when a run is resumed.
-IDENTITY_FIELDS = ("dataset", "model", "rule", "sign", "widths", "batch_size", "lr", "seed", "eval_every")
+IDENTITY_FIELDS = (
+    "dataset", "model", "rule", "sign", "widths", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+    "lr_schedule", "lr_step_epochs", "seed", "eval_every",
+)  # fmt: skip
 
 
 FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -91,7 +91,9 @@ class Trainer:
         self.batch_order = seed_everything(self.config.seed)
         parts = build_run(self.config, data, device)
         self.device, self.data, self.model, self.rule = parts.device, parts.data, parts.model, parts.rule
-        self.optimizer = parts.optimizer
+        self.optimizer, self.schedule = parts.optimizer, parts.schedule
+        if self.config.threads is not None:  # asked for: torch's thread pool is process-wide
+            torch.set_num_threads(self.config.threads)
         self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
         self.skipped_last_step, self.batch_share = False, 1.0
         self.last_eval: dict[str, Any] | None = None
@@ -106,6 +108,8 @@ class Trainer:
         load_module_state(self.model, checkpoint["model"], f"model {self.config.model!r}", source)
         load_module_state(self.rule, checkpoint["rule"], f"rule {self.config.rule!r}", source)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(checkpoint["schedule"])
         restore_rng(checkpoint["rng"], self.batch_order)
         self.epoch, self.seconds = checkpoint["epoch"], checkpoint["seconds"]
         self.stopped_early, self.last_eval = checkpoint["stopped_early"], checkpoint["last_eval"]
@@ -121,6 +125,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "rule": self.rule.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
             "rng": capture_rng(self.batch_order),
         }
 
@@ -246,6 +251,8 @@ class Trainer:
             start = time.perf_counter()
             loss = self.train_epoch()
             self.epoch += 1
+            if self.schedule is not None:
+                self.schedule.step()
             samples += len(self.data.train)
             train_seconds += time.perf_counter() - start
             record = None
