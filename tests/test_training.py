@@ -320,3 +320,23 @@ def test_threads_setting_sets_torch_s_thread_pool():
         small(threads=0).validate()
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         small(optimizer="rmsprop").validate()
+
+
+def test_a_validation_split_is_held_out_by_seed_and_reported_beside_train_and_test(tmp_path):
+    from gevb.data import load_dataset
+
+    full = load_dataset("digits", device="cpu").train
+    config = small(epochs=2, val_fraction=0.2, seed=5)
+    trainer = Trainer(config, out=tmp_path / "run")
+    train_split, val = trainer.data.train, trainer.data.val
+    assert len(val) == round(0.2 * len(full)) and len(train_split) + len(val) == len(full)
+    rows = lambda x: sorted(map(tuple, x.flatten(1).tolist()))  # noqa: E731
+    assert rows(torch.cat([train_split.x, val.x])) == rows(full.x)  # a partition of the training split
+    assert torch.equal(Trainer(config).data.val.x, val.x)  # the same examples for the same seed
+    assert not torch.equal(Trainer(config.replace(seed=6)).data.val.x, val.x)
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all({"val_loss", "val_error", "train_error", "test_error"} <= record.keys() for record in records)
+    assert evaluate_run(tmp_path / "run", device="cpu")["val_error"] == pytest.approx(records[-1]["val_error"])
+    with pytest.raises(ValueError, match="val_fraction must be in"):
+        small(val_fraction=1.0).validate()

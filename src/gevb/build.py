@@ -15,7 +15,7 @@ import torch
 
 from gevb.checkpoint import load_checkpoint, load_module_state
 from gevb.config import TrainConfig, config_from_mapping
-from gevb.data import Dataset, load_dataset
+from gevb.data import Dataset, load_dataset, with_validation
 from gevb.models import Network, build_model
 from gevb.rules import Rule, make_rule
 from gevb.runs import RunFolder
@@ -77,6 +77,7 @@ def build_run(config: TrainConfig, data: Dataset | None = None, device: torch.de
         data = load_dataset(config.dataset, config.data_dir, config.download, device)
     elif data.name != config.dataset or data.train.x.device.type != device.type:
         raise ValueError(f"data holds {data.name} on {data.train.x.device}, not {config.dataset} on {device}")
+    data = with_validation(data, config.val_fraction, config.seed)
     model = build_model(
         config.model, data.input_shape, data.num_classes, config.sign, config.widths, config.seed, device=device
     )

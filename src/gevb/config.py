@@ -46,6 +46,7 @@ class TrainConfig:
     lr_schedule: str = "none"  # none | cosine (to 0 over the run's epochs) | step (x0.1 every lr_step_epochs)
     lr_step_epochs: int = 30
     seed: int = 0
+    val_fraction: float = 0.0  # this share of the training split, drawn from the seed, is held out as validation
     eval_every: int = 1  # full train and test evaluation every N epochs (and after the last)
     stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
     eval_batch_size: int = 256
@@ -71,6 +72,8 @@ class TrainConfig:
             raise ValueError(
                 f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum} and {self.weight_decay}"
             )
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "lr_step_epochs"):
@@ -97,7 +100,7 @@ class TrainConfig:
 # when a run is resumed.
 IDENTITY_FIELDS = (
     "dataset", "model", "rule", "sign", "widths", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-    "lr_schedule", "lr_step_epochs", "seed", "eval_every",
+    "lr_schedule", "lr_step_epochs", "seed", "val_fraction", "eval_every",
 )  # fmt: skip
 
 

@@ -38,10 +38,13 @@ def evaluate(
 def evaluate_splits(
     model: Network, data: Dataset, batch_size: int, limit: int | None = None, group: ProcessGroup | None = None
 ) -> dict[str, float]:
-    """``train_loss``, ``train_error``, ``test_loss``, ``test_error`` (error in %) of ``model`` on ``data``."""
-    train_loss, train_error = evaluate(model, data.train, batch_size, limit, group)
-    test_loss, test_error = evaluate(model, data.test, batch_size, limit, group)
-    return {"train_loss": train_loss, "train_error": train_error, "test_loss": test_loss, "test_error": test_error}
+    """``train_loss``, ``train_error``, ``test_loss``, ``test_error`` (error in %) of ``model`` on ``data``,
+    and ``val_loss``, ``val_error`` when ``data`` holds a validation split."""
+    splits = {"train": data.train, "test": data.test} | ({"val": data.val} if data.val is not None else {})
+    metrics = {}
+    for name, split in splits.items():
+        metrics[f"{name}_loss"], metrics[f"{name}_error"] = evaluate(model, split, batch_size, limit, group)
+    return metrics
 
 
 def evaluate_run(

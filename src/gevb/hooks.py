@@ -125,6 +125,8 @@ class EvaluationLog(Hook):
             f"(loss {record['train_loss']:.4f})  test {record['test_error']:.2f}% "
             f"(loss {record['test_loss']:.4f})  {record['seconds']:.1f} s  {record['samples_per_s']:.0f} samples/s"
         )
+        if "val_error" in record:
+            line += f"  val {record['val_error']:.2f}%"
         if "alignment" in record:
             angles = record["alignment"]["signal_deg"].values()
             line += "  signal angles " + "/".join("-" if a is None else f"{a:.0f}" for a in angles) + " deg"

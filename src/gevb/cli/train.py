@@ -40,6 +40,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             "help": "per epoch: cosine to 0 over --epochs, or x0.1 every --lr-step-epochs",
         },
         "lr_step_epochs": {"type": int, "help": "epochs between x0.1 steps of --lr-schedule step"},
+        "val_fraction": {"type": float, "help": "share of the training split held out as validation, by seed"},
         "threads": {"type": int, "help": "torch CPU threads (fewer when other jobs share the cores)"},
         "seed": {"type": int, "help": "seeds the weights, t vectors, DFA feedback and batch order"},
         "eval_every": {"type": int, "help": "evaluate on the full train and test splits every N epochs and at the end"},

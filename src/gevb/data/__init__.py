@@ -5,12 +5,12 @@ missing files from the published mirrors, checked against their md5. Every probl
 :class:`DataError` naming the file and the fix.
 """
 
-from gevb.data.datasets import DATASETS, Dataset, Split, dataset_from_arrays, load_dataset
+from gevb.data.datasets import DATASETS, Dataset, Split, dataset_from_arrays, load_dataset, with_validation
 from gevb.data.download import download_dataset
 from gevb.data.errors import DataError
 from gevb.data.sources import default_data_dir
 
 __all__ = [
     "DATASETS", "DataError", "Dataset", "Split", "dataset_from_arrays", "default_data_dir", "download_dataset",
-    "load_dataset",
+    "load_dataset", "with_validation",
 ]  # fmt: skip

@@ -6,6 +6,7 @@ Batches are index slices of these tensors; there is no DataLoader.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,25 @@ class Dataset:
     num_classes: int
     input_shape: tuple[int, int, int]  # (C, H, W)
     source: str  # the folder read, or "scikit-learn", for logs
+    val: Split | None = None  # carved from the training split by ``with_validation``
+
+
+def with_validation(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """``data`` with a random ``fraction`` of its training split (at least one example) moved to ``val``.
+
+    The split is drawn from ``seed`` alone, so a run and its resume, or two rules on one seed, see the
+    same examples; the test split is untouched (decisions use train or val, never test).
+    """
+    if fraction <= 0:
+        return data
+    size = len(data.train)
+    count = max(1, round(fraction * size))
+    if count >= size:
+        raise ValueError(f"val_fraction {fraction} leaves no training example of {size}; use a smaller fraction")
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).to(data.train.x.device)
+    val, train = order[:count], order[count:]
+    take = lambda index: Split(data.train.x[index], data.train.y[index])  # noqa: E731
+    return dataclasses.replace(data, train=take(train), val=take(val))
 
 
 def load_dataset(
