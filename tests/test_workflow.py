@@ -140,3 +140,25 @@ def test_a_run_records_where_it_came_from_and_gevb_tells_its_version(tmp_path, c
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip().startswith(f"gevb {gevb.__version__}")
+
+
+def test_summary_names_layers_by_kind_with_shapes_and_parameter_counts(capsys):
+    assert main(["summary", "--model", "conv-vec", "--device", "cpu", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    names = [row["name"] for row in rows]
+    assert names == ["conv1", "gate1", "pool1", "conv2", "gate2", "pool2", "flatten", "fc1", "gate3", "readout"]
+    assert rows[0]["output"] == [10, 64, 8, 8] and rows[-1]["output"] == [10]
+    from gevb.models import build_model
+
+    model = build_model("conv-vec", (1, 8, 8), 10, "nonneg", seed=0)
+    assert sum(row["parameters"] for row in rows) == sum(p.numel() for p in model.parameters())
+    assert main(["summary", "--model", "lc", "--device", "cpu"]) == 0
+    assert "readout" in capsys.readouterr().out
+
+
+def test_the_evaluation_line_names_the_layers_of_its_angles(tmp_path, capsys):
+    argv = ["train", "--model", "conv", "--rule", "dfa", "--widths", "8,8,16", "--epochs", "1", "--track-alignment"]
+    assert main([*argv, "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    line = next(line for line in (captured.out + captured.err).splitlines() if "signal angles" in line)
+    assert "conv1 " in line and "conv2 " in line and "fc1 " in line

@@ -15,6 +15,7 @@ from gevb.data import DATASETS
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
+from gevb.models.summary import summary_rows, summary_text
 from gevb.paper import broadcast_rule, dataset_title
 from gevb.rules import RULES
 from gevb.runs import Run, RunFolder
@@ -64,6 +65,20 @@ def command_sign_check(args: argparse.Namespace) -> int:
             f"  {name:>10}: mean {row['mean_fraction']:.4%}  max {row['max_fraction']:.4%}  "
             f"examples with any {row['examples_with_any']:.1%}"
         )
+    return 0
+
+
+def command_summary(args: argparse.Namespace) -> int:
+    if args.run:
+        model = load_run(args.run, args.device, args.data_dir, args.download).model
+    else:
+        rule = "bp"  # defined for every model; the summary does not depend on the rule
+        config = TrainConfig(
+            dataset=args.dataset, model=args.model, rule=rule, sign=args.sign, widths=args.widths,
+            device=args.device, data_dir=args.data_dir, download=args.download,
+        )  # fmt: skip
+        model = build_run(config).model
+    print(json_text(summary_rows(model)) if args.json else summary_text(model))
     return 0
 
 
@@ -165,6 +180,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_data_flags(sign)
     sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
     sign.set_defaults(handler=command_sign_check)
+
+    summary = commands.add_parser(
+        "summary", help="a model's layers, output shapes and parameter counts",
+        description="The layers of a saved run's model, or of a fresh model for a data set's input shape and "
+        "class count: name, class, output shape of one example and trained parameters.",
+    )  # fmt: skip
+    summary.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
+    summary.add_argument("--model", default="fc-vec", choices=ARCHITECTURES, help="fresh model (default: fc-vec)")
+    summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
+    summary.add_argument("--widths", type=widths_list, metavar="N,N,...", help="hidden widths (default: the paper's)")
+    summary.add_argument(
+        "--dataset", default="digits", metavar="|".join(DATASETS) + "|FILE.npz", help="input shape and classes of"
+        " (default: digits)",
+    )  # fmt: skip
+    add_data_flags(summary)
+    summary.add_argument("--json", action="store_true", help="print the rows as one JSON line (default: off)")
+    summary.set_defaults(handler=command_summary)
 
     clusters = commands.add_parser(
         "cluster-quality",
