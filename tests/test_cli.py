@@ -48,7 +48,7 @@ def test_train_json_result_and_eval(capsys, tmp_path):
     result = last_json(out)
     assert {"test_error", "train_error", "epochs", "seconds", "config"} <= result.keys()
     assert result["epochs"] == 2 and result["config"]["widths"] == [32, 16] and result["config"]["lr"] == 3e-4
-    assert len(err.strip().splitlines()) == 2  # one line per evaluation, on stderr with --json
+    assert len(err.strip().splitlines()) == 3  # one line per evaluation (epochs 0, 1, 2), on stderr with --json
     status, out, _ = run_cli(capsys, "eval", str(run), "--json", "--device", "cpu")
     assert status == 0 and last_json(out)["test_error"] == result["test_error"]
     status, out, _ = run_cli(capsys, "eval", str(run / "checkpoint.pt"), "--device", "cpu")

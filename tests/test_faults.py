@@ -44,7 +44,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert kept["epoch"] == 2
     for key, value in good["model"].items():
         assert torch.equal(kept["model"][key], value)
-    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
     assert not (run / "result.json").exists()
     resumed = Trainer(SMALL.replace(epochs=3), run, resume=True).fit()  # clean data again: the run goes on
     assert resumed["epochs"] == 3

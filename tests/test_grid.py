@@ -93,8 +93,8 @@ def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path):
     assert {run_status(out, run) for run in runs} == {"partial"}  # finished at 3 epochs, asked for 4
     results = run_grid(runs, out)
     assert [result["epochs"] for result in results] == [4] * 4
-    epochs = [len(run.metrics) for run in collect_runs(out) if run.config.model == "fc"]
-    assert epochs == [4] * 4
+    epochs = [[record["epoch"] for record in run.metrics] for run in collect_runs(out) if run.config.model == "fc"]
+    assert epochs == [[0, 1, 2, 3, 4]] * 4
 
 
 def test_a_folder_holding_a_different_run_stops_the_grid_before_training(tmp_path):
@@ -127,4 +127,4 @@ def test_killed_grid_resumes_without_repeating_finished_runs(tmp_path):
 
     assert table(out) == table(reference)
     for run in collect_runs(out):
-        assert [record["epoch"] for record in run.metrics] == [1, 2, 3]  # no evaluation lost or repeated
+        assert [record["epoch"] for record in run.metrics] == [0, 1, 2, 3]  # no evaluation lost or repeated

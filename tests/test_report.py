@@ -54,15 +54,15 @@ def test_reproduce_writes_a_full_table_a_csv_and_the_curves(digits_grid):
 
 
 def test_curves_plot_each_runs_errors(digits_grid):
-    """Each panel's curves are its runs' errors: one seed, one epoch, so one point per (rule, sign) and split."""
+    """Each panel's curves are its runs' errors: one seed, one epoch (and the initialization), so two points
+    per (rule, sign) and split."""
     runs = collect_runs(digits_grid)
     for ax in plots.learning_curves_figure(runs).get_axes():
         model = next(name for name, title in ROW_TITLES.items() if title == ax.get_title())
         plotted = sorted(float(y) for line in ax.get_lines() for y in line.get_ydata())
-        errors = [
-            run.metrics[-1][key] for run in runs if run.config.model == model for key in ("test_error", "train_error")
-        ]
-        assert len(errors) == 8 and plotted == pytest.approx(sorted(errors))
+        keys = ("test_error", "train_error")
+        errors = [record[key] for run in runs if run.config.model == model for record in run.metrics for key in keys]
+        assert len(errors) == 16 and plotted == pytest.approx(sorted(errors))
 
 
 def test_curves_figure_has_a_labelled_panel_per_architecture(digits_grid):

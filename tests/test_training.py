@@ -49,7 +49,7 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, model, rule
         for p in a["optimizer"]["state"]:
             assert torch.equal(a["optimizer"]["state"][p][key], b["optimizer"]["state"][p][key])
     assert metrics_without_timing(straight) == metrics_without_timing(split)
-    assert [m["epoch"] for m in metrics_without_timing(split)] == [1, 2, 3, 4]
+    assert [m["epoch"] for m in metrics_without_timing(split)] == [0, 1, 2, 3, 4]  # 0: at initialization
 
 
 def test_same_seed_same_run_and_another_seed_another():
@@ -61,7 +61,7 @@ def test_same_seed_same_run_and_another_seed_another():
 def test_evaluation_schedule_and_metrics_file(tmp_path):
     result = train(small(epochs=5, eval_every=2), tmp_path / "run")
     records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [2, 4, 5]  # every 2 epochs and after the last
+    assert [r["epoch"] for r in records] == [0, 2, 4, 5]  # at initialization, every 2 epochs and after the last
     keys = {"epoch", "train_loss", "train_error", "test_loss", "test_error", "seconds", "samples_per_s"}
     assert all(r.keys() == keys for r in records)
     assert records[0]["seconds"] < records[1]["seconds"] < records[2]["seconds"]
@@ -124,7 +124,7 @@ def test_resume_drops_evaluations_newer_than_the_checkpoint(tmp_path):
     train(small(epochs=3), run, resume=True)
     save_checkpoint(run / "checkpoint.pt", {k: v for k, v in checkpoint.items() if k not in ("format", "version")})
     train(small(epochs=3), run, resume=True)  # as if killed after writing epoch 3's metrics line
-    assert [r["epoch"] for r in metrics_without_timing(run)] == [1, 2, 3]
+    assert [r["epoch"] for r in metrics_without_timing(run)] == [0, 1, 2, 3]
 
 
 def test_eval_reports_the_saved_model(tmp_path):
@@ -234,9 +234,9 @@ def test_a_user_hook_is_called_at_every_point_and_its_metrics_are_recorded(tmp_p
     trainer = Trainer(small(epochs=3, eval_every=2), out=tmp_path / "run", hooks=[recorder])
     trainer.fit()
     steps, evaluation = ["step"] * trainer.steps_per_epoch, ["measure", "epoch+True"]
-    assert recorder.calls == ["start", *steps, "epoch", *steps, *evaluation, *steps, *evaluation, "end"]
+    assert recorder.calls == ["start", *evaluation, *steps, "epoch", *steps, *evaluation, *steps, *evaluation, "end"]
     records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
-    assert [record["epoch"] for record in records] == [2, 3]
+    assert [record["epoch"] for record in records] == [0, 2, 3]
     assert all(record["weight_norm"] > 0 and "test_error" in record for record in records)
 
 
@@ -340,3 +340,17 @@ def test_a_validation_split_is_held_out_by_seed_and_reported_beside_train_and_te
     assert evaluate_run(tmp_path / "run", device="cpu")["val_error"] == pytest.approx(records[-1]["val_error"])
     with pytest.raises(ValueError, match="val_fraction must be in"):
         small(val_fraction=1.0).validate()
+
+
+def test_every_run_starts_with_an_evaluation_of_its_initialization(tmp_path):
+    from gevb.build import build_run
+    from gevb.evaluation import evaluate_splits
+
+    config = small(epochs=1, track_alignment=True)
+    train(config, tmp_path / "run")
+    first = json.loads((tmp_path / "run/metrics.jsonl").read_text().splitlines()[0])
+    assert first["epoch"] == 0 and first["samples_per_s"] is None and "alignment" in first
+    fresh = build_run(config)
+    for key, value in evaluate_splits(fresh.model, fresh.data, config.eval_batch_size).items():
+        assert first[key] == pytest.approx(value, rel=1e-6), key
+    assert load_checkpoint(tmp_path / "run/checkpoint.pt")["epoch"] == 1  # the initialization is not checkpointed

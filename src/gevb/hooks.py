@@ -59,7 +59,8 @@ class Hook:
         return {}
 
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
-        """After every epoch: its mean batch ``loss`` and, at an evaluation, the finished ``record``."""
+        """After every epoch: its mean batch ``loss`` and, at an evaluation, the finished ``record``; also
+        after the evaluation at epoch 0, before any step (``loss`` NaN)."""
 
     def end(self, trainer: Trainer, result: Record) -> None:
         """After the last epoch, with ``Trainer.result``."""
@@ -106,7 +107,8 @@ class ProgressBar(Hook):
             self.bar.update(1)
 
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
-        self.bar.set_postfix(epoch=trainer.epoch, loss=f"{loss:.4f}")
+        if trainer.epoch > 0:
+            self.bar.set_postfix(epoch=trainer.epoch, loss=f"{loss:.4f}")
 
     def end(self, trainer: Trainer, result: Record) -> None:
         self.bar.close()
@@ -124,7 +126,10 @@ class EvaluationLog(Hook):
         line = (
             f"epoch {record['epoch']}/{trainer.config.epochs}  train {record['train_error']:.2f}% "
             f"(loss {record['train_loss']:.4f})  test {record['test_error']:.2f}% "
-            f"(loss {record['test_loss']:.4f})  {record['seconds']:.1f} s  {record['samples_per_s']:.0f} samples/s"
+            f"(loss {record['test_loss']:.4f})  {record['seconds']:.1f} s"
+        )
+        line += (
+            "  (initialization)" if record["samples_per_s"] is None else f"  {record['samples_per_s']:.0f} samples/s"
         )
         if "val_error" in record:
             line += f"  val {record['val_error']:.2f}%"
@@ -146,12 +151,14 @@ class RunFolderWriter(Hook):
 
     def start(self, trainer: Trainer) -> None:
         self.created = not self.folder.path.exists()
-        self.folder.begin(trainer.config, trainer.epoch)
+        # A run starting from scratch drops every record (an earlier start's epoch 0 is evaluated again).
+        self.folder.begin(trainer.config, trainer.epoch if trainer.epoch > 0 else -1)
 
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
         if record is not None:
             self.folder.append_metrics(record)
-        save_checkpoint(self.folder.checkpoint_path, trainer.state())
+        if trainer.epoch > 0:  # the initialization is not worth a checkpoint: a fresh build recreates it
+            save_checkpoint(self.folder.checkpoint_path, trainer.state())
 
     def end(self, trainer: Trainer, result: Record) -> None:
         self.folder.write_result(result)

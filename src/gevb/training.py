@@ -10,6 +10,7 @@ uninterrupted one (checkpoints hold the model, rule, optimizer and RNG states).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -233,6 +234,8 @@ class Trainer:
         for hook in self.hooks:
             hook.start(self)
         try:
+            if self.epoch == 0 and not self.finished:
+                self.evaluate_initialization()
             self.run_epochs()
         except NonFiniteError as error:
             for hook in self.hooks:
@@ -242,6 +245,16 @@ class Trainer:
         for hook in self.hooks:
             hook.end(self, result)
         return result
+
+    def evaluate_initialization(self) -> None:
+        """The evaluation at epoch 0, before any step: the first point of every learning and alignment
+        curve. Recorded like any other (hooks' ``after_epoch`` with a NaN loss), never checkpointed."""
+        start = time.perf_counter()
+        record = {"epoch": 0, **self.measure()}
+        self.seconds += time.perf_counter() - start
+        self.last_eval = record | {"seconds": self.seconds, "samples_per_s": None}
+        for hook in self.hooks:
+            hook.after_epoch(self, math.nan, self.last_eval)
 
     def run_epochs(self) -> None:
         """Epochs until ``finished``: train, evaluate when due, then every hook's ``after_epoch``."""
