@@ -17,6 +17,7 @@ from test_data import fake_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--widths", "16,12", "--device", "cpu", "--quiet"]
+QUIET_JSON = ["--device", "cpu", "--quiet"]
 
 
 def one_line_error(capsys) -> str:
@@ -162,3 +163,14 @@ def test_the_evaluation_line_names_the_layers_of_its_angles(tmp_path, capsys):
     captured = capsys.readouterr()
     line = next(line for line in (captured.out + captured.err).splitlines() if "signal angles" in line)
     assert "conv1 " in line and "conv2 " in line and "fc1 " in line
+
+
+def test_train_s_default_rule_follows_the_model_as_in_sign_check(tmp_path, capsys):
+    assert main(["train", "--model", "conv", "--widths", "8,8,16", "--dry-run", "--json", *QUIET_JSON]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["config"]["rule"] == "dfa"
+    assert main(["train", "--model", "conv-vec", "--widths", "8,8,16", "--dry-run", "--json", *QUIET_JSON]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["config"]["rule"] == "gevb"
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("rule: gevb\n")  # an explicit rule is never replaced
+    assert main(["train", "--model", "conv", "--config", str(yaml_file), "--dry-run", *QUIET_JSON]) == 2
+    assert "does not train model 'conv'" in one_line_error(capsys)

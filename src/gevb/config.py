@@ -144,6 +144,11 @@ def config_from_mapping(mapping: Any, source: str, base: TrainConfig | None = No
 
 def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
     """Read a YAML file of overrides (keys as in ``TrainConfig``, e.g. ``batch_size: 64``)."""
+    return config_from_mapping(read_overrides(path), str(path), base)
+
+
+def read_overrides(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML file of overrides, unchecked (``config_from_mapping`` checks it)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -157,7 +162,7 @@ def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfi
         raise ValueError(f"{path} is not valid YAML{line}; fix the file or pass options as flags") from None
     except RecursionError:
         raise ValueError(f"{path} is nested too deeply to be a config; it should be a flat mapping") from None
-    return config_from_mapping({} if mapping is None else mapping, str(path), base)
+    return {} if mapping is None else mapping
 
 
 def dump_config(config: TrainConfig) -> str:

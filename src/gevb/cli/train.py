@@ -8,13 +8,14 @@ from dataclasses import fields
 from typing import Any
 
 from gevb.cli.common import add_data_flags, emitters, widths_list
-from gevb.config import TrainConfig, config_from_mapping, load_config
+from gevb.config import TrainConfig, config_from_mapping, read_overrides
 from gevb.data import DATASETS
 from gevb.distributed import is_main_process
 from gevb.evaluation import evaluate_run
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
+from gevb.paper import broadcast_rule
 from gevb.rules import RULES
 from gevb.training import Trainer, train
 
@@ -59,20 +60,29 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
         "download": {"action": "store_true", "help": "fetch mnist/fashion-mnist/cifar10 and verify checksums"},
     }
-    unset = {"widths": "the paper's", "data_dir": "$GEVB_DATA_DIR/NAME or ~/.cache/gevb/NAME, then system folders"}
+    unset = {
+        "rule": "gevb for a -vec model, dfa for a conventional one",
+        "widths": "the paper's",
+        "data_dir": "$GEVB_DATA_DIR/NAME or ~/.cache/gevb/NAME, then system folders",
+    }
     for field in fields(TrainConfig):
         options = flags[field.name]
         default = getattr(DEFAULTS, field.name)
-        shown = unset.get(field.name) if default is None else "off" if default is False else default
+        shown = unset[field.name] if field.name in unset else "off" if default is False else default
         options["help"] = f"{options.get('help', field.name.replace('_', ' '))} (default: {shown})"
         parser.add_argument(f"--{field.name.replace('_', '-')}", default=argparse.SUPPRESS, **options)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then the YAML file of ``--config``, then the flags given."""
-    base = load_config(args.config) if args.config else TrainConfig()
+    """Defaults, then the YAML file of ``--config``, then the flags given. A rule given nowhere follows
+    the model, as in ``sign-check``: GEVB for a vectorized model, DFA for a conventional one."""
+    overrides = read_overrides(args.config) if args.config else {}
+    base = config_from_mapping(overrides, args.config or "", TrainConfig())
     given = {field.name: getattr(args, field.name) for field in fields(TrainConfig) if hasattr(args, field.name)}
-    return config_from_mapping(given, "command line", base).validate()
+    config = config_from_mapping(given, "command line", base)
+    if "rule" not in given and "rule" not in overrides:
+        config = config.replace(rule=broadcast_rule(config.model))
+    return config.validate()
 
 
 def command_train(args: argparse.Namespace) -> int:
