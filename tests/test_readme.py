@@ -42,6 +42,7 @@ def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
     assert {p.name for p in (tmp_path / "runs/digits-bp-mixed").iterdir()} == {
         "config.yaml",
         "metrics.jsonl",
+        "metrics.csv",
         "checkpoint.pt",
         "result.json",
     }

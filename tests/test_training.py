@@ -202,7 +202,7 @@ def test_building_a_run_is_pure_and_a_trainer_writes_only_when_it_fits(tmp_path)
     assert not (tmp_path / "run").exists()
     trainer.fit()
     assert {path.name for path in (tmp_path / "run").iterdir()} == {
-        "config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json"
+        "config.yaml", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "result.json"
     }  # fmt: skip
 
 
@@ -354,3 +354,20 @@ def test_every_run_starts_with_an_evaluation_of_its_initialization(tmp_path):
     for key, value in evaluate_splits(fresh.model, fresh.data, config.eval_batch_size).items():
         assert first[key] == pytest.approx(value, rel=1e-6), key
     assert load_checkpoint(tmp_path / "run/checkpoint.pt")["epoch"] == 1  # the initialization is not checkpointed
+
+
+def test_metrics_csv_holds_the_jsonl_records_flat_and_follows_a_resume(tmp_path):
+    import csv
+
+    run = tmp_path / "run"
+    config = small(epochs=3, track_alignment=True, val_fraction=0.1)
+    train(config.replace(epochs=2), run)
+    train(config, run, resume=True)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    with open(run / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in rows] == [record["epoch"] for record in records] == [0, 1, 2, 3]
+    for row, record in zip(rows, records, strict=True):
+        assert float(row["test_error"]) == record["test_error"] and float(row["val_loss"]) == record["val_loss"]
+        assert float(row["signal_deg.layers.0"]) == pytest.approx(record["alignment"]["signal_deg"]["layers.0"])
+    assert rows[0]["samples_per_s"] == "" and float(rows[1]["samples_per_s"]) > 0

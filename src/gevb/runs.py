@@ -1,6 +1,7 @@
 """Run folders and their contents.
 
-A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation),
+A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation; the
+same records flat in ``metrics.csv``),
 ``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished).
 
 A folder holding one run is never overwritten by another: starting a run there needs ``resume``
@@ -10,6 +11,7 @@ and the same run-defining settings (``IDENTITY_FIELDS``). ``Run`` is a folder re
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,18 @@ from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
 from gevb.files import atomic_file, is_partial, json_text
 
 
+def flat_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A metrics record with its nested alignment flattened (``signal_deg.layers.0``, ..., ``alignment_seconds``);
+    None (a non-finite value) becomes an empty cell."""
+    row = {key: value for key, value in record.items() if key != "alignment"}
+    for key, value in record.get("alignment", {}).items():
+        if isinstance(value, dict):
+            row |= {f"{key}.{layer}": angle for layer, angle in value.items()}
+        else:
+            row[f"alignment_{key}"] = value
+    return {key: "" if value is None else value for key, value in row.items()}
+
+
 class RunFolder:
     """The files of one run under ``path``."""
 
@@ -27,6 +41,7 @@ class RunFolder:
         self.path = Path(path)
         self.config_path = self.path / "config.yaml"
         self.metrics_path = self.path / "metrics.jsonl"
+        self.metrics_csv_path = self.path / "metrics.csv"  # the same records, flat, for spreadsheets and pandas
         self.checkpoint_path = self.path / "checkpoint.pt"
         self.result_path = self.path / "result.json"
 
@@ -51,8 +66,24 @@ class RunFolder:
             raise ValueError(f"{self.metrics_path} is corrupt (not JSON lines); restore or delete it") from None
 
     def append_metrics(self, record: dict[str, Any]) -> None:
+        """One line of ``metrics.jsonl`` and one row of ``metrics.csv`` (its header from the first record)."""
         with self.metrics_path.open("a") as file:
             file.write(json_text(record) + "\n")
+        self.append_metrics_row(record)
+
+    def append_metrics_row(self, record: dict[str, Any]) -> None:
+        row = flat_record(record)
+        existed = self.metrics_csv_path.exists()
+        columns = self.csv_columns() if existed else list(row)
+        with self.metrics_csv_path.open("a", newline="") as file:
+            writer = csv.DictWriter(file, columns, extrasaction="ignore", lineterminator="\n")
+            if not existed:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def csv_columns(self) -> list[str]:
+        with self.metrics_csv_path.open(newline="") as file:
+            return next(csv.reader(file), [])
 
     def read_result(self) -> dict[str, Any] | None:
         """The result of the finished run (see ``Trainer.result``), or None while it is unfinished."""
@@ -77,13 +108,17 @@ class RunFolder:
         return result is not None and (result["stopped_early"] or result["epochs"] >= config.epochs)
 
     def keep_metrics_through(self, epoch: int) -> None:
-        """Drop records written after ``epoch`` (evaluations a crash left without a checkpoint)."""
+        """Drop records written after ``epoch`` (evaluations a crash left without a checkpoint), and write
+        ``metrics.csv`` again from the records kept (a crash may have cut it between the two files)."""
         records = self.read_metrics()
         kept = [record for record in records if record["epoch"] <= epoch]
         if len(kept) != len(records):
             text = "".join(json_text(record) + "\n" for record in kept)
             with atomic_file(self.metrics_path) as file:
                 file.write(text.encode())
+        self.metrics_csv_path.unlink(missing_ok=True)
+        for record in kept:
+            self.append_metrics_row(record)
 
     def check(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
         """Check that ``config`` may run here; return the checkpoint to resume from, if any. Writes nothing.
@@ -125,7 +160,7 @@ class RunFolder:
 
     def discard(self, remove_folder: bool) -> None:
         """Remove what ``begin`` and the first evaluations wrote (and the folder itself if asked and empty)."""
-        for path in (self.config_path, self.metrics_path, self.result_path):
+        for path in (self.config_path, self.metrics_path, self.metrics_csv_path, self.result_path):
             path.unlink(missing_ok=True)
         if remove_folder and not any(self.path.iterdir()):
             self.path.rmdir()
