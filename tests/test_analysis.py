@@ -104,7 +104,7 @@ def test_width_scaling_command_json_summary(capsys, tmp_path):
     assert figure.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(SystemExit, match="2"):
         main(["width-scaling", "--model", "fc", "--device", "cpu"])  # argparse: not a vectorized choice
-    assert main(["width-scaling", "--widths", "64,65", "--device", "cpu", "--plot", ""]) == 2
+    assert main(["width-scaling", "--widths", "64,65", "--device", "cpu", "--plot", "-"]) == 2
     assert "two even --widths" in capsys.readouterr().err
 
 

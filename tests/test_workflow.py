@@ -174,3 +174,14 @@ def test_train_s_default_rule_follows_the_model_as_in_sign_check(tmp_path, capsy
     yaml_file.write_text("rule: gevb\n")  # an explicit rule is never replaced
     assert main(["train", "--model", "conv", "--config", str(yaml_file), "--dry-run", *QUIET_JSON]) == 2
     assert "does not train model 'conv'" in one_line_error(capsys)
+
+
+def test_one_convention_for_figures_plot_file_or_dash_for_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["width-scaling", "--widths", "16,32", "--seeds", "1", "--device", "cpu", "--quiet"]
+    assert main([*argv, "--plot", "-"]) == 0 and not list(tmp_path.glob("*.png"))
+    assert main(["train", "--epochs", "1", "--out", "run", *SMALL]) == 0
+    assert main(["plot", "run", "--plot", "mine.png"]) == 0 and (tmp_path / "mine.png").is_file()
+    capsys.readouterr()
+    assert main(["cluster-quality", "run", "--plot", "-"]) == 2  # fc-vec has no conv block; the error is one line
+    assert "needs a conv or lc model" in one_line_error(capsys)

@@ -30,7 +30,7 @@ def command_width_scaling(args: argparse.Namespace) -> int:
     if not args.json:
         print(width_table(result))
         print("summary: " + ", ".join(f"{key} {value:.3g}" for key, value in result["summary"].items()))
-    if args.plot:
+    if args.plot != "-":
         from gevb.analysis.plots import width_scaling_figure
 
         save_figure(lambda: width_scaling_figure(result), args.plot.format(model=args.model))
@@ -124,7 +124,7 @@ def command_plot(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.run} has no evaluation yet; train it further or pass another run")
     from gevb.analysis.plots import run_figure
 
-    save_figure(lambda: run_figure(run), args.out or str(folder.path / "curves.png"))
+    save_figure(lambda: run_figure(run), args.plot or str(folder.path / "curves.png"))
     return 0
 
 
@@ -152,7 +152,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_data_flags(width)
     width.add_argument(
         "--plot", metavar="FILE", default="width-scaling-{model}.png",
-        help="log-log figure to write; empty for none (default: width-scaling-{model}.png)",
+        help="log-log figure to write, - for none (default: width-scaling-{model}.png)",
     )  # fmt: skip
     width.add_argument("--json", action="store_true", help="end with the full data as one JSON line (default: off)")
     width.add_argument("--quiet", action="store_true", help="no per-width lines (default: off)")
@@ -222,5 +222,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         "layer's signal and update angle to BP (needs the plots extra).",
     )
     plot.add_argument("run", metavar="RUN_DIR")
-    plot.add_argument("--out", metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
+    plot.add_argument("--plot", metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
     plot.set_defaults(handler=command_plot)
