@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -371,3 +372,20 @@ def test_metrics_csv_holds_the_jsonl_records_flat_and_follows_a_resume(tmp_path)
         assert float(row["test_error"]) == record["test_error"] and float(row["val_loss"]) == record["val_loss"]
         assert float(row["signal_deg.layers.0"]) == pytest.approx(record["alignment"]["signal_deg"]["layers.0"])
     assert rows[0]["samples_per_s"] == "" and float(rows[1]["samples_per_s"]) > 0
+
+
+def test_patience_stops_on_validation_loss_and_never_looks_at_test(tmp_path):
+    config = small(epochs=30, lr=0.5, val_fraction=0.2, patience=2)  # a rate too high to keep improving
+    result = Trainer(config, out=tmp_path / "run").fit()
+    records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    val = [record["val_loss"] for record in records]
+    best = val.index(min(val))
+    assert result["stopped_early"] and result["epochs"] < 30
+    assert len(val) == best + 3  # the best evaluation, then 2 without improvement
+    assert all(later >= val[best] for later in val[best + 1 :])
+    from gevb.data import Split, load_dataset
+
+    data = load_dataset("digits", device="cpu")
+    scrambled = Split(data.test.x, data.test.y.roll(1))  # another test split: the stop must not move
+    other = Trainer(config, data=dataclasses.replace(data, test=scrambled)).fit()
+    assert other["epochs"] == result["epochs"] and other["test_error"] != result["test_error"]

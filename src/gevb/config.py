@@ -49,6 +49,7 @@ class TrainConfig:
     val_fraction: float = 0.0  # this share of the training split, drawn from the seed, is held out as validation
     eval_every: int = 1  # full train and test evaluation every N epochs (and after the last)
     stop_at_100: bool = False  # stop at an evaluation with 100% train accuracy
+    patience: int | None = None  # stop after this many evaluations without a lower val (else train) loss
     eval_batch_size: int = 256
     threads: int | None = None  # torch CPU threads; None leaves torch's choice
     track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.alignment)
@@ -74,6 +75,8 @@ class TrainConfig:
             )
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be at least 1 evaluation, got {self.patience}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "lr_step_epochs"):

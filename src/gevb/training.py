@@ -96,6 +96,7 @@ class Trainer:
         if self.config.threads is not None:  # asked for: torch's thread pool is process-wide
             torch.set_num_threads(self.config.threads)
         self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
+        self.best_loss, self.stale_evaluations = math.inf, 0  # early stopping (``patience``), on val or train
         self.skipped_last_step, self.batch_share = False, 1.0
         self.last_eval: dict[str, Any] | None = None
         self.provenance: dict[str, Any] = {}
@@ -114,6 +115,8 @@ class Trainer:
         restore_rng(checkpoint["rng"], self.batch_order)
         self.epoch, self.seconds = checkpoint["epoch"], checkpoint["seconds"]
         self.stopped_early, self.last_eval = checkpoint["stopped_early"], checkpoint["last_eval"]
+        self.best_loss = checkpoint.get("best_loss", math.inf)
+        self.stale_evaluations = checkpoint.get("stale_evaluations", 0)
 
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint holds to resume bit-identically."""
@@ -122,6 +125,8 @@ class Trainer:
             "epoch": self.epoch,
             "seconds": self.seconds,
             "stopped_early": self.stopped_early,
+            "best_loss": self.best_loss,
+            "stale_evaluations": self.stale_evaluations,
             "last_eval": self.last_eval,
             "model": self.model.state_dict(),
             "rule": self.rule.state_dict(),
@@ -226,7 +231,15 @@ class Trainer:
 
     @property
     def finished(self) -> bool:
-        return self.epoch >= self.config.epochs or (self.stopped_early and self.config.stop_at_100)
+        return self.epoch >= self.config.epochs or self.stopped
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped before ``config.epochs`` by ``stop_at_100`` or ``patience``, decided on train or val data."""
+        patience = self.config.patience
+        return (self.stopped_early and self.config.stop_at_100) or (
+            patience is not None and self.stale_evaluations >= patience
+        )
 
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result."""
@@ -246,6 +259,15 @@ class Trainer:
             hook.end(self, result)
         return result
 
+    def track_patience(self, record: dict[str, Any]) -> None:
+        """Count evaluations since the lowest validation loss (the training loss without a validation
+        split); never the test loss."""
+        loss = record.get("val_loss", record["train_loss"])
+        if loss < self.best_loss:
+            self.best_loss, self.stale_evaluations = loss, 0
+        else:
+            self.stale_evaluations += 1
+
     def evaluate_initialization(self) -> None:
         """The evaluation at epoch 0, before any step: the first point of every learning and alignment
         curve. Recorded like any other (hooks' ``after_epoch`` with a NaN loss), never checkpointed."""
@@ -253,6 +275,7 @@ class Trainer:
         record = {"epoch": 0, **self.measure()}
         self.seconds += time.perf_counter() - start
         self.last_eval = record | {"seconds": self.seconds, "samples_per_s": None}
+        self.track_patience(record)
         for hook in self.hooks:
             hook.after_epoch(self, math.nan, self.last_eval)
 
@@ -272,6 +295,7 @@ class Trainer:
             if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
                 record = {"epoch": self.epoch, **self.measure()}
                 self.stopped_early = record["train_error"] == 0.0
+                self.track_patience(record)
             self.seconds += time.perf_counter() - start
             if record is not None:
                 record |= {"seconds": self.seconds, "samples_per_s": samples / train_seconds}
@@ -285,7 +309,7 @@ class Trainer:
         return {
             **{key: last.get(key) for key in ("train_error", "test_error", "train_loss", "test_loss")},
             "epochs": self.epoch,
-            "stopped_early": self.stopped_early and self.config.stop_at_100,
+            "stopped_early": self.stopped,
             "seconds": self.seconds,
             "device": str(self.device),
             "processes": 1 if self.group is None else self.group.world,

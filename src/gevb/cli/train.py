@@ -47,6 +47,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "eval_every": {"type": int, "help": "evaluate on the full train and test splits every N epochs and at the end"},
         "stop_at_100": {"action": "store_true", "help": "stop at an evaluation with 100%% train accuracy"},
         "eval_batch_size": {"type": int},
+        "patience": {
+            "type": int,
+            "metavar": "N",
+            "help": "stop after N evaluations without a lower validation loss (training loss without --val-fraction)",
+        },
         "track_alignment": {
             "action": "store_true",
             "help": "at every evaluation, record each layer's angle to BP on a fixed batch of 128 training examples",
@@ -62,6 +67,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     }
     unset = {
         "rule": "gevb for a -vec model, dfa for a conventional one",
+        "patience": "off",
         "widths": "the paper's",
         "data_dir": "$GEVB_DATA_DIR/NAME or ~/.cache/gevb/NAME, then system folders",
     }
