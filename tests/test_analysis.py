@@ -43,10 +43,10 @@ def test_alignment_of_bp_is_zero_and_gevb_follows_the_theory(batch):
     exact = measure_alignment(model, make_rule("bp", model), x, y)
     assert all(a == pytest.approx(0.0, abs=1e-3) for kind in exact.values() for a in kind.values())
     gevb = measure_alignment(model, make_rule("gevb", model), x, y)
-    assert list(gevb["signal_deg"]) == ["layers.0", "layers.2"]
-    assert list(gevb["update_deg"]) == ["layers.0", "layers.2", "layers.4"]
-    assert gevb["update_deg"]["layers.4"] == pytest.approx(0.0, abs=1e-3)  # the readout gets its true gradient
-    assert gevb["update_deg"]["layers.0"] < 20 and 53 < gevb["update_deg"]["layers.2"] < 58
+    assert list(gevb["signal_deg"]) == ["fc1", "fc2"]
+    assert list(gevb["update_deg"]) == ["fc1", "fc2", "readout"]
+    assert gevb["update_deg"]["readout"] == pytest.approx(0.0, abs=1e-3)  # the readout gets its true gradient
+    assert gevb["update_deg"]["fc1"] < 20 and 53 < gevb["update_deg"]["fc2"] < 58
     mixed = build_model("fc-vec", (1, 8, 8), 10, "mixed", seed=0)
     assert min(measure_alignment(mixed, make_rule("gevb", mixed), x, y)["signal_deg"].values()) > 75
     conv = build_model("conv", (1, 8, 8), 10, "mixed", small_widths("conv"), seed=0)
@@ -77,7 +77,7 @@ def test_tracking_alignment_records_angles_and_does_not_change_training(tmp_path
     assert [record["epoch"] for record in records] == [0, 1, 2]
     for record in records:
         signal, update = record["alignment"]["signal_deg"], record["alignment"]["update_deg"]
-        assert list(signal) == ["layers.0", "layers.3", "layers.7"] and len(update) == 4
+        assert list(signal) == ["conv1", "conv2", "fc1"] and len(update) == 4
         assert all(0 <= angle <= 180 for angle in [*signal.values(), *update.values()])
 
 
@@ -136,11 +136,11 @@ def test_mixed_signs_and_weight_sharing_break_sign_matching():
     x, y = random_examples(20, seed=4)
     mixed = build_model("fc-vec", (1, 8, 8), 10, "mixed", small_widths("fc-vec"), seed=0)
     result = sign_check(mixed, make_rule("gevb", mixed), x, y)
-    assert result["layers.0"]["mean_fraction"] > 0.05 and result["layers.2"]["mean_fraction"] > 0.05
-    assert result["layers.4"]["max_fraction"] == 0.0  # the readout's update is the gradient
+    assert result["fc1"]["mean_fraction"] > 0.05 and result["fc2"]["mean_fraction"] > 0.05
+    assert result["readout"]["max_fraction"] == 0.0  # the readout's update is the gradient
     conv = build_model("conv-vec", (1, 8, 8), 10, "nonneg", (8, 8, 16), seed=0)
     result = sign_check(conv, make_rule("gevb", conv), x, y)
-    assert max(result["layers.0"]["mean_fraction"], result["layers.3"]["mean_fraction"]) > 0
+    assert max(result["conv1"]["mean_fraction"], result["conv2"]["mean_fraction"]) > 0
 
 
 def test_sign_check_command(capsys, tmp_path):

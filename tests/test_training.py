@@ -370,7 +370,7 @@ def test_metrics_csv_holds_the_jsonl_records_flat_and_follows_a_resume(tmp_path)
     assert [int(row["epoch"]) for row in rows] == [record["epoch"] for record in records] == [0, 1, 2, 3]
     for row, record in zip(rows, records, strict=True):
         assert float(row["test_error"]) == record["test_error"] and float(row["val_loss"]) == record["val_loss"]
-        assert float(row["signal_deg.layers.0"]) == pytest.approx(record["alignment"]["signal_deg"]["layers.0"])
+        assert float(row["signal_deg.fc1"]) == pytest.approx(record["alignment"]["signal_deg"]["fc1"])
     assert rows[0]["samples_per_s"] == "" and float(rows[1]["samples_per_s"]) > 0
 
 

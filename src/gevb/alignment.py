@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from gevb.models import Network
+from gevb.models.summary import layer_titles
 from gevb.rules import Rule, loss_and_error, make_rule
 
 
@@ -34,8 +35,10 @@ def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def layer_names(model: Network) -> list[str]:
-    """``layers.<i>`` of every weight layer, the readout last."""
-    return [f"layers.{i}" for i in model.weight_indices]
+    """Every weight layer's name by kind (``conv1``, ``lc2``, ``fc1``, ..., ``readout`` last;
+    ``gevb.models.summary``, which also gives each name's ``layers.<i>`` index)."""
+    titles = layer_titles(model)
+    return [titles[i] for i in model.weight_indices]
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from gevb.checkpoint import save_checkpoint
 from gevb.config import TrainConfig
 from gevb.data import Dataset
 from gevb.models import Network
-from gevb.models.summary import layer_titles
 from gevb.rules import Rule
 from gevb.runs import RunFolder
 
@@ -134,9 +133,8 @@ class EvaluationLog(Hook):
         if "val_error" in record:
             line += f"  val {record['val_error']:.2f}%"
         if "alignment" in record:
-            titles = layer_titles(trainer.model)
             angles = record["alignment"]["signal_deg"].items()
-            named = (f"{titles[int(key.split('.')[1])]} {'-' if a is None else f'{a:.0f}'}" for key, a in angles)
+            named = (f"{name} {'-' if a is None else f'{a:.0f}'}" for name, a in angles)
             line += "  signal angles to BP: " + ", ".join(named) + " deg"
         self.log(line)
 

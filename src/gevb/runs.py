@@ -23,7 +23,7 @@ from gevb.files import atomic_file, is_partial, json_text
 
 
 def flat_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A metrics record with its nested alignment flattened (``signal_deg.layers.0``, ..., ``alignment_seconds``);
+    """A metrics record with its nested alignment flattened (``signal_deg.fc1``, ..., ``alignment_seconds``);
     None (a non-finite value) becomes an empty cell."""
     row = {key: value for key, value in record.items() if key != "alignment"}
     for key, value in record.get("alignment", {}).items():
