@@ -185,3 +185,20 @@ def test_one_convention_for_figures_plot_file_or_dash_for_none(tmp_path, monkeyp
     capsys.readouterr()
     assert main(["cluster-quality", "run", "--plot", "-"]) == 2  # fc-vec has no conv block; the error is one line
     assert "needs a conv or lc model" in one_line_error(capsys)
+
+
+def test_tensorboard_logs_every_evaluation_as_scalars(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "r"
+    argv = ["train", "--epochs", "2", "--track-alignment", "--tensorboard", "--out", str(run), *SMALL]
+    assert main(argv) == 0
+    records = strict_json_lines(run / "metrics.jsonl")
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"test_error", "train_loss", "signal_deg.fc1"} <= set(events.Tags()["scalars"])
+    logged = events.Scalars("test_error")
+    assert [event.step for event in logged] == [0, 1, 2]
+    assert [event.value for event in logged] == pytest.approx([record["test_error"] for record in records])
+    assert main(["train", "--tensorboard", "--epochs", "1", *SMALL]) == 2
+    assert "add --out" in one_line_error(capsys)

@@ -52,6 +52,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many evaluations without a lower val (else train) loss
     eval_batch_size: int = 256
     threads: int | None = None  # torch CPU threads; None leaves torch's choice
+    tensorboard: bool = False  # also log every evaluation to OUT/tensorboard (the tensorboard extra)
     track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.alignment)
     on_nonfinite: str = "stop"  # stop: end the run at a non-finite loss or weight; skip: skip the step, halve lr
     device: str = "auto"  # auto | cpu | cuda | cuda:N

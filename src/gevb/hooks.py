@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm import tqdm
@@ -19,7 +20,7 @@ from gevb.config import TrainConfig
 from gevb.data import Dataset
 from gevb.models import Network
 from gevb.rules import Rule
-from gevb.runs import RunFolder
+from gevb.runs import RunFolder, flat_record
 
 Record = dict[str, Any]
 
@@ -167,11 +168,41 @@ class RunFolderWriter(Hook):
             self.folder.discard(remove_folder=self.created)
 
 
+class TensorBoardLog(Hook):
+    """Every evaluation's numbers (``flat_record``: losses, errors, angles) as TensorBoard scalars, step =
+    epoch, in ``folder``; needs the ``tensorboard`` package (``pip install 'gevb[tensorboard]'``)."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install 'gevb[tensorboard]'") from None
+        self.folder, self.writer_type, self.writer = folder, SummaryWriter, None
+
+    def start(self, trainer: Trainer) -> None:
+        self.writer = self.writer_type(log_dir=str(self.folder))
+
+    def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
+        if record is None:
+            return
+        for key, value in flat_record(record).items():
+            if key != "epoch" and isinstance(value, int | float):
+                self.writer.add_scalar(key, value, global_step=record["epoch"])
+        self.writer.flush()
+
+    def end(self, trainer: Trainer, result: Record) -> None:
+        self.writer.close()
+
+    def fail(self, trainer: Trainer, error: Exception) -> None:
+        self.writer.close()
+
+
 def standard_hooks(
     config: TrainConfig, folder: RunFolder | None, log: Callable[[str], None] | None, progress: bool
 ) -> list[Hook]:
     """``Evaluation``, then ``AlignmentTracking`` (``config.track_alignment``), ``ProgressBar``
-    (``progress``), ``EvaluationLog`` (``log``) and ``RunFolderWriter`` (``folder``)."""
+    (``progress``), ``EvaluationLog`` (``log``), ``RunFolderWriter`` (``folder``) and ``TensorBoardLog``
+    (``config.tensorboard``, into ``folder``)."""
     hooks: list[Hook] = [Evaluation()]
     if config.track_alignment:
         hooks.append(AlignmentTracking())
@@ -181,4 +212,6 @@ def standard_hooks(
         hooks.append(EvaluationLog(log))
     if folder is not None:
         hooks.append(RunFolderWriter(folder))
+        if config.tensorboard:
+            hooks.append(TensorBoardLog(folder.path / "tensorboard"))
     return hooks

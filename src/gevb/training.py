@@ -86,6 +86,8 @@ class Trainer:
         self.group: ProcessGroup | None = join_process_group(device)
         main = self.group is None or self.group.main
         folder = RunFolder(out) if out is not None else None
+        if self.config.tensorboard and folder is None:
+            raise ValueError("--tensorboard writes into the run folder: add --out DIR")
         checkpoint = folder.check(self.config, resume) if folder is not None else None
         self.folder = folder if main else None  # other processes read the checkpoint and write nothing
         self.log = log if log is not None and main else (lambda line: None)

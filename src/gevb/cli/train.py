@@ -52,6 +52,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             "metavar": "N",
             "help": "stop after N evaluations without a lower validation loss (training loss without --val-fraction)",
         },
+        "tensorboard": {"action": "store_true", "help": "also log evaluations to OUT/tensorboard (needs the extra)"},
         "track_alignment": {
             "action": "store_true",
             "help": "at every evaluation, record each layer's angle to BP on a fixed batch of 128 training examples",
