@@ -9,9 +9,8 @@ from gevb.analysis.clusters import cluster_quality
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
 from gevb.build import build_run, load_run
-from gevb.cli.common import add_data_flags, emitters, save_figure, widths_list
+from gevb.cli.common import DATASET_METAVAR, add_data_flags, emitters, save_figure, widths_list
 from gevb.config import TrainConfig
-from gevb.data import DATASETS
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, build_model
@@ -145,7 +144,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     width.add_argument(
         "--dataset",
         default="digits",
-        metavar="|".join(DATASETS) + "|FILE.npz",
+        metavar=DATASET_METAVAR,
         help="inputs of the batch (default: digits)",
     )
     width.add_argument("--batch-size", type=int, default=128, help="examples in the batch (default: 128)")
@@ -173,7 +172,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sign.add_argument(
         "--dataset",
         default="digits",
-        metavar="|".join(DATASETS) + "|FILE.npz",
+        metavar=DATASET_METAVAR,
         help="fresh model's data (default: digits)",
     )
     sign.add_argument("--examples", type=int, default=64, help="first N training examples (default: 64)")
@@ -191,7 +190,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     summary.add_argument("--widths", type=widths_list, metavar="N,N,...", help="hidden widths (default: the paper's)")
     summary.add_argument(
-        "--dataset", default="digits", metavar="|".join(DATASETS) + "|FILE.npz", help="input shape and classes of"
+        "--dataset", default="digits", metavar=DATASET_METAVAR, help="input shape and classes of"
         " (default: digits)",
     )  # fmt: skip
     add_data_flags(summary)

@@ -10,7 +10,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from gevb.data import DATASETS
 from gevb.files import atomic_file
+
+DATASET_METAVAR = "|".join(DATASETS) + "|FILE.npz"  # what every --dataset takes
 
 
 class Parser(argparse.ArgumentParser):

@@ -7,9 +7,8 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from gevb.cli.common import add_data_flags, emitters, widths_list
-from gevb.config import TrainConfig, config_from_mapping, read_overrides
-from gevb.data import DATASETS
+from gevb.cli.common import DATASET_METAVAR, add_data_flags, emitters, widths_list
+from gevb.config import LR_SCHEDULES, NONFINITE_POLICIES, OPTIMIZERS, TrainConfig, config_from_mapping, read_overrides
 from gevb.distributed import is_main_process
 from gevb.evaluation import evaluate_run
 from gevb.files import json_text
@@ -25,7 +24,7 @@ DEFAULTS = TrainConfig()
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``TrainConfig`` field; a flag not given leaves the YAML / default value."""
     flags: dict[str, dict[str, Any]] = {
-        "dataset": {"metavar": "|".join(DATASETS) + "|FILE.npz"},
+        "dataset": {"metavar": DATASET_METAVAR},
         "model": {"choices": ARCHITECTURES},
         "rule": {"choices": tuple(RULES), "help": "learning rule (gevb/dfa/bp; bp-autograd is the reference BP)"},
         "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},
@@ -33,11 +32,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "epochs": {"type": int},
         "batch_size": {"type": int},
         "lr": {"type": float, "help": "learning rate"},
-        "optimizer": {"choices": ("adam", "sgd"), "help": "adam (the paper's) or sgd with --momentum"},
+        "optimizer": {"choices": OPTIMIZERS, "help": "adam (the paper's) or sgd with --momentum"},
         "momentum": {"type": float, "help": "SGD momentum"},
         "weight_decay": {"type": float, "help": "L2 penalty the optimizer adds to every gradient"},
         "lr_schedule": {
-            "choices": ("none", "cosine", "step"),
+            "choices": LR_SCHEDULES,
             "help": "per epoch: cosine to 0 over --epochs, or x0.1 every --lr-step-epochs",
         },
         "lr_step_epochs": {"type": int, "help": "epochs between x0.1 steps of --lr-schedule step"},
@@ -58,7 +57,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             "help": "at every evaluation, record each layer's angle to BP on a fixed batch of 128 training examples",
         },
         "on_nonfinite": {
-            "choices": ("stop", "skip"),
+            "choices": NONFINITE_POLICIES,
             "help": "at a non-finite loss or weight: stop (exit 3, last good checkpoint kept) or skip the step "
             "and halve the learning rate",
         },
