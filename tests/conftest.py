@@ -12,23 +12,14 @@ from sklearn.datasets import load_digits
 
 from gevb import ARCHITECTURES, RULES
 
-SMALL_WIDTHS = {
-    ("fc", 1): (16, 12),
-    ("fc", 3): (16, 12, 8),
-    ("conv", 1): (4, 6, 16),
-    ("conv", 3): (4, 6, 4, 16),
-    ("lc", 1): (4, 6, 16),
-    ("lc", 3): (4, 6, 4, 16),
-}
-
-
 def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:
-    return SMALL_WIDTHS[(name.split("-")[0], channels)]
+    """The registered small variant of architecture ``name`` for inputs of ``channels`` channels."""
+    return ARCHITECTURES[name].test_widths(channels)
 
 
 def valid_pairs() -> list[tuple[str, str]]:
     """Every (architecture, rule) pair the registries allow."""
-    return [(arch, rule) for arch in ARCHITECTURES for rule in RULES if arch.endswith("-vec") in RULES[rule].vectorized]
+    return [(name, rule) for name, arch in ARCHITECTURES.items() for rule in RULES if arch.vectorized in RULES[rule].vectorized]
 
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -4,8 +4,10 @@ The forward pass re-implements the network from its parameters with textbook ope
 materialized block-sparse expanded input for a vectorized first layer, the scalar op applied to
 each of the K components, ``F.unfold`` patches for locally connected layers, ``F.avg_pool2d``,
 the gate from its definition ``G = 1[t . h >= 0]``. Gradients come from ``torch.autograd``:
-the true gradient for BP, and for GEVB and DFA the gradient of each layer given the output
-gradient the rule prescribes (docs/method.md). The update is ``torch.optim.Adam(fused=False,
+the true gradient for BP, for feedback alignment and sign-symmetry the true gradient of a network
+whose input gradients flow through other weights, and for the broadcast rules (GEVB, DFA, DRTP, node
+perturbation) the gradient of each layer given the output gradient the rule prescribes
+(docs/method.md, docs/rules.md). The update is ``torch.optim.Adam(fused=False,
 foreach=False)`` followed by the nonneg clamp. Nothing here calls a gevb layer's own code.
 """
 
@@ -60,12 +62,17 @@ def flatten(a: torch.Tensor, vectorized: bool) -> torch.Tensor:
     return a.permute(0, 1, 3, 4, 2).flatten(2) if vectorized else a.flatten(2)
 
 
-def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor):
+def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor, backward=None, perturb=None):
     """Run ``model``'s architecture with the tensors ``params`` (named as in ``model``).
 
+    ``backward[i]``: a tensor that weight layer i's input gradient flows through instead of its weight
+    (feedback alignment, sign-symmetry): the layer computes ``f(a.detach(), W) + f(a, B) - f(a, B).detach()``,
+    whose value is ``f(a, W)``, whose weight gradient is W's own and whose input gradient is B's.
+    ``perturb[i]``: added to weight layer i's output h before its gate (node perturbation).
     Returns ``(logits (B, classes), layers)``, ``layers[i] = (a_in, h, G)`` for every weight layer i:
     its input, its output and the gate after it (None for the readout).
     """
+    backward, perturb = backward or {}, perturb or {}
     a = x.flatten(1) if isinstance(model.layers[0], VecLinear) else x
     a = a if model.vectorized else a.unsqueeze(1)
     records, pending = {}, None
@@ -79,40 +86,76 @@ def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor):
         elif isinstance(layer, VecFlatten):
             a = flatten(a, model.vectorized)
         else:
-            h = weight_layer(layer, a, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
+            weight, bias = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+            if i in backward:
+                through = weight_layer(layer, a, backward[i], torch.zeros_like(bias))
+                h = weight_layer(layer, a.detach(), weight, bias) + through - through.detach()
+            else:
+                h = weight_layer(layer, a, weight, bias)
+            if i in perturb:
+                h = h + perturb[i]
             records[i], pending, a = (a, h, None), i, h
     logits = a[:, :, 0] if model.vectorized else a[:, 0, :]
     return logits, records
 
 
-def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-    """The gradient ``rule`` prescribes for every trainable tensor of ``params`` (docs/method.md).
+def backward_weights(model, rule, params: dict[str, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """What each weight layer past the first sends its input gradient through: fa's fixed feedback, or
+    sign-symmetry's ``sign(W) mean|W|`` from the current weights."""
+    if rule.name == "fa":
+        return {i: getattr(rule, f"feedback_{i}").to(params[f"layers.{i}.weight"].dtype) for i in model.weight_indices[1:]}
+    weights = {i: params[f"layers.{i}.weight"].detach() for i in model.weight_indices[1:]}
+    return {i: torch.sign(w) * (w.abs() > 1e-6 * w.abs().mean()) * w.abs().mean() for i, w in weights.items()}
 
-    ``bp``, ``bp-autograd``: autograd's gradient of the mean cross-entropy. ``gevb``: hidden layer l
-    gets ``dL/dh_l[b, k, m] = G_l[b, m] e[b, k] / B``; ``dfa``: ``dL/dh_l = G_l (e @ B_l) / B`` with
-    ``e @ B_l`` shaped (C, H, W). The readout always gets its true gradient.
+
+def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, step: int = 0):
+    """The gradient ``rule`` prescribes for every trainable tensor of ``params`` (docs/method.md, docs/rules.md).
+
+    ``bp``, ``bp-autograd``: autograd's gradient of the mean cross-entropy; ``fa``, ``sign-symmetry``: the
+    same through their backward weights. ``gevb``: hidden layer l gets ``dL/dh_l[b, k, m] = G_l[b, m] e[b, k] / B``;
+    ``dfa``: ``dL/dh_l = G_l (e @ B_l) / B`` with ``e @ B_l`` shaped (C, H, W); ``drtp``: those with ``-y`` for
+    ``e``; ``node-perturbation``: ``dL/dh_l[b, k, m] = (L~_b - L_b) xi[b, m] u[b, k] / (sigma B)`` from a
+    perturbed forward pass here, with the rule's noise of ``step``. The readout always gets its true gradient.
     """
     trainable = {name: value for name, value in params.items() if value.requires_grad}
-    logits, records = forward(model, params, x)
-    loss = F.cross_entropy(logits, y)
-    if rule.name in ("bp", "bp-autograd"):
+    if rule.name in ("bp", "bp-autograd", "fa", "sign-symmetry"):
+        backward = {} if rule.name.startswith("bp") else backward_weights(model, rule, params)
+        logits = forward(model, params, x, backward)[0]
+        loss = F.cross_entropy(logits, y)
         return dict(zip(trainable, torch.autograd.grad(loss, list(trainable.values())), strict=True))
+    logits, records = forward(model, params, x)
     batch = x.shape[0]
-    e = (F.softmax(logits, 1) - F.one_hot(y, logits.shape[1])).detach()
+    onehot = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    e = (F.softmax(logits, 1) - onehot).detach()
     *hidden, readout = records
+    if rule.name == "node-perturbation":
+        sigma = rule.noise_scale
+        direction = e / e.norm(dim=1, keepdim=True) if model.vectorized else torch.ones(batch, 1, dtype=e.dtype)
+        xis = dict(zip(hidden, rule.noise(step, [records[i][2] for i in hidden]), strict=True))
+        spread = {i: xis[i].dim() - 1 for i in hidden}
+        perturb = {i: sigma * xis[i].unsqueeze(1) * direction.view(batch, -1, *[1] * spread[i]) for i in hidden}
+        with torch.no_grad():
+            noisy = forward(model, params, x, perturb=perturb)[0]
+            change = F.cross_entropy(noisy, y, reduction="none") - F.cross_entropy(logits, y, reduction="none")
     grads = {}
     for i in hidden + [readout]:
         a_in, _, gate = records[i]
         weight, bias = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
         h = weight_layer(model.layers[i], a_in.detach(), weight, bias)
+        per_unit = [1] * (gate.dim() - 1) if gate is not None else []
         if i == readout:
             logits_alone = h[:, :, 0] if model.vectorized else h[:, 0, :]
             out_grad = torch.autograd.grad(F.cross_entropy(logits_alone, y), h)[0]
-        elif rule.name == "gevb":
-            out_grad = gate.unsqueeze(1) * e.view(*e.shape, *[1] * (gate.dim() - 1)) / batch
-        elif rule.name == "dfa":
-            signal = (e @ rule.feedback[:, : gate[0].numel()].to(e.dtype)).view(gate.shape)
+        elif rule.name == "gevb" or (rule.name == "drtp" and model.vectorized):
+            vector = e if rule.name == "gevb" else -onehot
+            out_grad = gate.unsqueeze(1) * vector.view(*vector.shape, *per_unit) / batch
+        elif rule.name in ("dfa", "drtp"):
+            vector = e if rule.name == "dfa" else -onehot
+            signal = (vector @ rule.feedback[:, : gate[0].numel()].to(e.dtype)).view(gate.shape)
             out_grad = (gate * signal).unsqueeze(1) / batch
+        elif rule.name == "node-perturbation":
+            credit = change.view(batch, *per_unit) * xis[i] / sigma  # (B, *S)
+            out_grad = credit.unsqueeze(1) * direction.view(batch, -1, *per_unit) / batch
         else:
             raise ValueError(f"no reference for rule {rule.name!r}")
         grads[f"layers.{i}.weight"], grads[f"layers.{i}.bias"] = torch.autograd.grad(h, [weight, bias], out_grad)
@@ -131,8 +174,8 @@ def reference_steps(model, rule, initial: dict[str, torch.Tensor], batches, lr: 
         params[name].requires_grad_(True)
     optimizer = torch.optim.Adam([params[name] for name in trainable], lr=lr, fused=False, foreach=False)
     first = f"layers.{model.weight_indices[0]}.weight"
-    for x, y in batches:
-        grads = gradients(model, rule, params, x.to(dtype), y)
+    for step, (x, y) in enumerate(batches):
+        grads = gradients(model, rule, params, x.to(dtype), y, step)
         for name in trainable:
             params[name].grad = grads[name]
         optimizer.step()

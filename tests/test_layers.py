@@ -307,7 +307,7 @@ def test_onednn_matmul_fast_path_equals_the_reference(monkeypatch, digits, rule)
         model = build_model("fc-vec", (1, 8, 8), 10, "nonneg", widths=(32, 16), seed=2)
         with torch.no_grad():
             output = model.trace(x)
-            make_rule(rule, model).deliver(model, output, loss_and_error(output.logits, y)[1])
+            make_rule(rule, model).deliver(model, output, loss_and_error(output.logits, y)[1], y)
         grads[fast] = (output.logits, {name: p.grad for name, p in model.named_parameters()})
     assert_close(grads[True][0], grads[False][0], rtol=1e-4, atol=1e-5)
     for name, grad in grads[False][1].items():

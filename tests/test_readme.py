@@ -41,6 +41,7 @@ def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
     assert error < 10.0, result.stdout
     assert {p.name for p in (tmp_path / "runs/digits-bp-mixed").iterdir()} == {
         "config.yaml",
+        "architecture.yaml",
         "metrics.jsonl",
         "metrics.csv",
         "checkpoint.pt",

@@ -124,13 +124,13 @@ def test_built_in_rules_set_gradients_in_the_parameters_layout(arch, rule, chann
     assert give_grads_parameter_layout(trainer.model) == 0
 
 
-class PermutedBP(Rule):
+class PermutedBP(BP):
     """A user's rule: exact BP, but every gradient handed over as a transposed (non-contiguous) copy."""
 
     name = "bp"  # what the reference computes for it
 
-    def deliver(self, model, output, error) -> None:
-        BP.deliver(self, model, output, error)
+    def deliver(self, model, output, error, target) -> None:
+        super().deliver(model, output, error, target)
         for param in model.parameters():
             if param.dim() >= 2:
                 param.grad = param.grad.transpose(0, 1).contiguous().transpose(0, 1)

@@ -203,7 +203,7 @@ def test_building_a_run_is_pure_and_a_trainer_writes_only_when_it_fits(tmp_path)
     assert not (tmp_path / "run").exists()
     trainer.fit()
     assert {path.name for path in (tmp_path / "run").iterdir()} == {
-        "config.yaml", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "result.json"
+        "config.yaml", "architecture.yaml", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "result.json"
     }  # fmt: skip
 
 

@@ -3,10 +3,14 @@
 - *signal angle* of hidden layer l: per example, the angle between the signal the rule delivers to
   the layer's output before the gate (all ones for GEVB, ``e @ B_l`` for DFA; ``Rule.hidden_signals``)
   and exact BP's signal there, then the mean over the batch (examples where either is zero are left out).
+  In a vectorized network a signal is a scalar per unit times a K-vector per example (``Rule.broadcast``:
+  ``e``, or DRTP's ``-y``), so its angle to BP's ``c e`` has cosine ``cos(c_rule, c) * cos(v_rule, e)``
+  (the cosine of two outer products is the product of the cosines).
 - *update angle* of weight layer l: the angle between the rule's batch-mean weight update and
   the true gradient (both as set on ``.grad`` before the optimizer), flattened.
 
-The model's parameters and their ``.grad`` are left as they were.
+The model's parameters, their ``.grad`` and the rule's state (node perturbation's step count) are left
+as they were.
 """
 
 from __future__ import annotations
@@ -22,11 +26,25 @@ from gevb.models.summary import layer_titles
 from gevb.rules import Rule, loss_and_error, make_rule
 
 
+def cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row cosine (float64) between ``a`` and ``b`` (B, ...) flattened to (B, D); NaN where a row is zero."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+def degrees(cosine: torch.Tensor) -> torch.Tensor:
+    return torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0)))
+
+
 def angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-row angle in degrees between ``a`` and ``b`` (B, ...) flattened to (B, D); NaN where a row is zero."""
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    cosine = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
-    return torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0)))
+    return degrees(cosines(a, b))
+
+
+def product_angles_deg(a: torch.Tensor, b: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Per-row angle in degrees between the outer products ``a_i u_i^T`` and ``b_i v_i^T``: a, b (B, ...),
+    u, v (B, K); NaN where a row is zero."""
+    return degrees(cosines(a, b) * cosines(u, v))
 
 
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -42,14 +60,17 @@ def layer_names(model: Network) -> list[str]:
 
 
 @contextmanager
-def grads_kept(model: Network) -> Iterator[None]:
-    """Restore every parameter's ``.grad`` on exit, so a measurement leaves training state as it was."""
+def grads_kept(model: Network, rule: Rule) -> Iterator[None]:
+    """Restore every parameter's ``.grad`` and the rule's state on exit, so a measurement leaves training
+    state as it was."""
     saved = [param.grad for param in model.parameters()]
+    state = {key: value.clone() for key, value in rule.state_dict().items()}
     try:
         yield
     finally:
         for param, grad in zip(model.parameters(), saved, strict=True):
             param.grad = grad
+        rule.load_state_dict(state)
 
 
 def weight_updates(model: Network, rule: Rule, x: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
@@ -70,17 +91,21 @@ def measure_alignment(
     for ``model`` (built when None).
     """
     reference = reference or make_rule("bp", model)
-    with grads_kept(model):
+    with grads_kept(model, rule):
         with torch.no_grad():
             output = model.trace(x)
             error = loss_and_error(output.logits, target)[1]
-            delivered = rule.hidden_signals(model, output, error)
-            true = reference.hidden_signals(model, output, error)
+            delivered = rule.hidden_signals(model, output, error, target)
+            true = reference.hidden_signals(model, output, error, target)
+            vector = rule.broadcast(error, target)
         updates = weight_updates(model, rule, x, target)
         gradients = weight_updates(model, reference, x, target)
     names = layer_names(model)
     hidden = zip(names[:-1], delivered, true, strict=True)
-    signal = {name: _finite(angles_deg(d, t).nanmean().item()) for name, d, t in hidden}
+    if model.vectorized:
+        signal = {name: _finite(product_angles_deg(d, t, vector, error).nanmean().item()) for name, d, t in hidden}
+    else:
+        signal = {name: _finite(angles_deg(d, t).nanmean().item()) for name, d, t in hidden}
     update = {name: _finite(angle_deg(u, g)) for name, u, g in zip(names, updates, gradients, strict=True)}
     return {"signal_deg": signal, "update_deg": update}
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from gevb.checkpoint import load_checkpoint, load_module_state
 from gevb.config import TrainConfig, config_from_mapping
 from gevb.data import Dataset, load_dataset, with_validation
-from gevb.models import Network, build_model
+from gevb.models import ArchitectureSpec, Network, build_model
 from gevb.rules import Rule, make_rule
 from gevb.runs import RunFolder
 
@@ -66,10 +67,23 @@ def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torc
     return None
 
 
-def build_run(config: TrainConfig, data: Dataset | None = None, device: torch.device | None = None) -> RunParts:
+def saved_architecture(checkpoint: dict[str, Any], source: Path) -> ArchitectureSpec | None:
+    """The resolved architecture a checkpoint was trained with (None in checkpoints from before gevb 0.4)."""
+    saved = checkpoint.get("architecture")
+    return None if saved is None else ArchitectureSpec.from_dict(saved, f"{source} (its architecture)")
+
+
+def build_run(
+    config: TrainConfig,
+    data: Dataset | None = None,
+    device: torch.device | None = None,
+    architecture: ArchitectureSpec | None = None,
+) -> RunParts:
     """The parts of ``config``'s run at initialization, on ``device`` (default: ``config.device`` resolved).
 
     ``data``: the loaded ``config.dataset`` on that device (to share one copy between runs; None loads it).
+    ``architecture``: the resolved spec to build instead of ``config.model`` (a saved run's own, so that a
+    run whose model file changed or moved rebuilds as it was trained).
     """
     config = config.validate()
     device = device or resolve_device(config.device)
@@ -79,9 +93,15 @@ def build_run(config: TrainConfig, data: Dataset | None = None, device: torch.de
         raise ValueError(f"data holds {data.name} on {data.train.x.device}, not {config.dataset} on {device}")
     data = with_validation(data, config.val_fraction, config.seed)
     model = build_model(
-        config.model, data.input_shape, data.num_classes, config.sign, config.widths, config.seed, device=device
+        architecture or config.model,
+        data.input_shape,
+        data.num_classes,
+        config.sign,
+        config.widths,
+        config.seed,
+        device=device,
     )
-    rule = make_rule(config.rule, model, config.seed).to(device)
+    rule = make_rule(config.rule, model, config.seed, noise_scale=config.noise_scale).to(device)
     optimizer = make_optimizer(model, config.lr, config.optimizer, config.momentum, config.weight_decay)
     return RunParts(config, device, data, model, rule, optimizer, make_schedule(optimizer, config))
 
@@ -94,7 +114,7 @@ def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_mapping(checkpoint["config"], str(checkpoint_path))
     config = config.replace(device=device, data_dir=data_dir or config.data_dir, download=download)
-    parts = build_run(config)
+    parts = build_run(config, architecture=saved_architecture(checkpoint, checkpoint_path))
     load_module_state(parts.model, checkpoint["model"], f"model {config.model!r}", checkpoint_path)
     load_module_state(parts.rule, checkpoint["rule"], f"rule {config.rule!r}", checkpoint_path)
     parts.epoch = checkpoint["epoch"]

@@ -19,6 +19,7 @@ import yaml
 
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
+from gevb.models.specs import is_spec_file
 from gevb.rules import RULES
 from gevb.rules.base import valid_pairs
 
@@ -33,8 +34,9 @@ class TrainConfig:
     """A training run. Defaults: the paper's Adam, lr 3e-4, batch 128 (docs/method.md §7)."""
 
     dataset: str = "digits"  # a built-in name (gevb.data.DATASETS), an .npz path, or the name of a Dataset you pass
-    model: str = "fc-vec"
+    model: str = "fc-vec"  # a registered architecture (gevb.models.ARCHITECTURES) or a .yaml file describing one
     rule: str = "gevb"
+    noise_scale: float = 1e-2  # node-perturbation only: std of the noise on each hidden unit (docs/rules.md)
     sign: str = "nonneg"
     widths: list[int] | None = None  # hidden widths (units / channels); None = the paper's
     epochs: int = 20
@@ -61,15 +63,22 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad value and its fix; return self."""
+        if self.model not in ARCHITECTURES and not is_spec_file(self.model):
+            raise ValueError(
+                f"unknown model {self.model!r}; choose one of {', '.join(ARCHITECTURES)} or a .yaml file describing one"
+            )
         choices = {
-            "model": ARCHITECTURES, "rule": tuple(RULES), "sign": SIGNS,
+            "rule": tuple(RULES), "sign": SIGNS,
             "on_nonfinite": NONFINITE_POLICIES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
         }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(allowed)}")
-        if self.model.endswith("-vec") not in RULES[self.rule].vectorized:
+        # a model described in a file is checked against its rule when it is built (gevb.rules.make_rule)
+        if self.model in ARCHITECTURES and ARCHITECTURES[self.model].vectorized not in RULES[self.rule].vectorized:
             raise ValueError(f"rule {self.rule!r} does not train model {self.model!r}; valid pairs: {valid_pairs()}")
+        if not 0 < self.noise_scale < math.inf:
+            raise ValueError(f"noise_scale must be a positive finite number, got {self.noise_scale}")
         if not (0 <= self.momentum < 1 and 0 <= self.weight_decay < math.inf):
             raise ValueError(
                 f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum} and {self.weight_decay}"
@@ -103,8 +112,8 @@ class TrainConfig:
 # Fields that define what a run computes; the others (how long, where, which files) may change
 # when a run is resumed.
 IDENTITY_FIELDS = (
-    "dataset", "model", "rule", "sign", "widths", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-    "lr_schedule", "lr_step_epochs", "seed", "val_fraction", "eval_every",
+    "dataset", "model", "rule", "noise_scale", "sign", "widths", "batch_size", "lr", "optimizer", "momentum",
+    "weight_decay", "lr_schedule", "lr_step_epochs", "seed", "val_fraction", "eval_every",
 )  # fmt: skip
 
 

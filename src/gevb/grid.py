@@ -2,7 +2,8 @@
 
 The configurations are {FC, Conv, LC} x {vectorized, conventional} x {nonneg, mixed} x {broadcast
 rule, BP}, where the broadcast rule is GEVB in a vectorized network and DFA in a conventional one.
-``grid_runs`` lists them in a fixed order (seed, then model, sign, rule), ``shard`` takes a
+``--rules`` adds any other registered rule (feedback alignment, ...) beside them, in every network it is
+defined for. ``grid_runs`` lists them in a fixed order (seed, then model, sign, rule), ``shard`` takes a
 deterministic slice of that list, and ``run_grid`` trains each run in ``OUT/<run name>``, skipping
 finished runs and resuming unfinished ones, so the command can be killed and restarted at any time.
 """
@@ -18,7 +19,9 @@ from gevb.build import resolve_device
 from gevb.config import TrainConfig
 from gevb.data import load_dataset
 from gevb.init import SIGNS
+from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
+from gevb.rules import RULES
 from gevb.runs import RunFolder
 from gevb.training import NonFiniteError, Trainer
 
@@ -50,11 +53,11 @@ def grid_runs(
 ) -> list[GridRun]:
     """The grid's runs for ``base.dataset``: seeds 0..seeds-1, filtered by ``models``, ``rules``, ``signs``.
 
-    Each model gets its broadcast rule (GEVB or DFA) and BP; ``rules`` keeps a subset of
-    (gevb, dfa, bp). Every other setting comes from ``base``.
+    Each model gets the rules of ``rules`` it is defined for, in the order: its broadcast rule (GEVB or
+    DFA), BP, then the others in registry order. Every other setting comes from ``base``.
     """
     _check_choices("model", models, GRID_MODELS)
-    _check_choices("rule", rules, GRID_RULES)
+    _check_choices("rule", rules, tuple(RULES))
     _check_choices("sign", signs, SIGNS)
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
@@ -65,12 +68,19 @@ def grid_runs(
         if model in models
         for sign in SIGNS
         if sign in signs
-        for rule in (broadcast_rule(model), "bp")
+        for rule in model_rules(model)
         if rule in rules
     ]
     if not runs:
         raise ValueError("the filters leave no run; check --models, --rules and --signs")
     return runs
+
+
+def model_rules(model: str) -> list[str]:
+    """Every rule defined for ``model``, in grid order: its broadcast rule, BP, the others as registered."""
+    first = [broadcast_rule(model), "bp"]
+    vectorized = ARCHITECTURES[model].vectorized
+    return first + [name for name, rule in RULES.items() if name not in first and vectorized in rule.vectorized]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -151,7 +151,7 @@ class RunFolderWriter(Hook):
     def start(self, trainer: Trainer) -> None:
         self.created = not self.folder.path.exists()
         # A run starting from scratch drops every record (an earlier start's epoch 0 is evaluated again).
-        self.folder.begin(trainer.config, trainer.epoch if trainer.epoch > 0 else -1)
+        self.folder.begin(trainer.config, trainer.epoch if trainer.epoch > 0 else -1, trainer.model.spec)
 
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
         if record is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 SIGNS = ("nonneg", "mixed")
@@ -87,3 +88,9 @@ def draw_weight(
     if role == "readout":
         return interleave(on, off, 2)
     return interleave(interleave(on, off, 2), interleave(off, on, 2), 1)
+
+
+def stream_seed(seed: int, stream: int, *more: int) -> int:
+    """A 63-bit seed for random stream ``stream`` of a run seeded ``seed`` (and ``more``, e.g. a step):
+    independent of the model's own draws, which use ``seed`` itself."""
+    return int(np.random.SeedSequence([seed, stream, *more]).generate_state(2, np.uint64)[0] >> np.uint64(1))

@@ -3,14 +3,17 @@ rules, the tables' columns and titles, and its training protocol. Data only; not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from gevb.config import TrainConfig
 from gevb.init import SIGNS
+from gevb.models import ARCHITECTURES, is_vectorized
+from gevb.rules import RULES
 
-GRID_MODELS = ("fc-vec", "fc", "conv-vec", "conv", "lc-vec", "lc")  # the tables' row order
+GRID_MODELS = tuple(ARCHITECTURES)  # the built-in six, registered in the tables' row order
 GRID_RULES = ("gevb", "dfa", "bp")
-ROW_TITLES = {"fc-vec": "FC-Vec", "fc": "FC", "conv-vec": "Conv-Vec", "conv": "Conv", "lc-vec": "LC-Vec", "lc": "LC"}
+ROW_TITLES = {name: ARCHITECTURES[name].title for name in GRID_MODELS}
 COLUMNS = tuple((kind, sign) for sign in SIGNS for kind in ("rule", "bp"))  # rule nonneg, BP nonneg, rule mixed, ...
 DATASET_TITLES = {"digits": "Digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
@@ -22,12 +25,29 @@ def dataset_title(name: str) -> str:
 
 def broadcast_rule(model: str) -> str:
     """The paper's error-broadcasting rule for ``model``: GEVB in a vectorized network, else DFA."""
-    return "gevb" if model.endswith("-vec") else "dfa"
+    return "gevb" if is_vectorized(model) else "dfa"
 
 
 def column_rule(model: str, kind: str) -> str:
-    """The rule of column ``kind`` ("rule" or "bp") in ``model``'s row."""
-    return broadcast_rule(model) if kind == "rule" else "bp"
+    """The rule of column ``kind`` in ``model``'s row: "rule" is the broadcast rule, any other kind a rule's name."""
+    return broadcast_rule(model) if kind == "rule" else kind
+
+
+def column_kind(model: str, rule: str) -> str:
+    """Inverse of ``column_rule``: the column a run of ``rule`` in ``model``'s row goes to."""
+    return "rule" if rule == broadcast_rule(model) else rule
+
+
+def table_columns(rules: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(kind, sign) columns for a table of runs of ``rules``: per sign, the paper's "rule" (GEVB or DFA by
+    row), every other rule that ran in registry order, then "bp"; with only the paper's rules, ``COLUMNS``."""
+    others = [name for name in RULES if name in set(rules) and name not in GRID_RULES]
+    return tuple((kind, sign) for sign in SIGNS for kind in ("rule", *others, "bp"))
+
+
+def column_title(kind: str) -> str:
+    """A column's heading: "rule" for the broadcast rule, else the rule's title (``Rule.title``)."""
+    return "rule" if kind == "rule" else RULES[kind].title
 
 
 def paper_protocol(dataset: str, base: TrainConfig | None = None) -> TrainConfig:

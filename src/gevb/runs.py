@@ -1,6 +1,7 @@
 """Run folders and their contents.
 
-A run folder: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per evaluation; the
+A run folder: ``config.yaml`` (resolved config), ``architecture.yaml`` (the network it builds, as
+``gevb.models.specs`` reads it), ``metrics.jsonl`` (one line per evaluation; the
 same records flat in ``metrics.csv``),
 ``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished).
 
@@ -20,6 +21,7 @@ from typing import Any
 from gevb.checkpoint import load_checkpoint
 from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
 from gevb.files import atomic_file, is_partial, json_text
+from gevb.models.specs import ArchitectureSpec, spec_yaml
 
 
 def flat_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +42,7 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.config_path = self.path / "config.yaml"
+        self.architecture_path = self.path / "architecture.yaml"
         self.metrics_path = self.path / "metrics.jsonl"
         self.metrics_csv_path = self.path / "metrics.csv"  # the same records, flat, for spreadsheets and pandas
         self.checkpoint_path = self.path / "checkpoint.pt"
@@ -160,21 +163,24 @@ class RunFolder:
 
     def discard(self, remove_folder: bool) -> None:
         """Remove what ``begin`` and the first evaluations wrote (and the folder itself if asked and empty)."""
-        for path in (self.config_path, self.metrics_path, self.metrics_csv_path, self.result_path):
+        written = (self.config_path, self.architecture_path, self.metrics_path, self.metrics_csv_path, self.result_path)
+        for path in written:
             path.unlink(missing_ok=True)
         if remove_folder and not any(self.path.iterdir()):
             self.path.rmdir()
 
-    def begin(self, config: TrainConfig, epoch: int) -> None:
-        """Create the folder, save the resolved config, drop metrics newer than the checkpoint's ``epoch``,
-        the result of an earlier, shorter finish (``fit`` writes it again) and the temporary files of
-        writes a killed process left unfinished."""
+    def begin(self, config: TrainConfig, epoch: int, architecture: ArchitectureSpec) -> None:
+        """Create the folder, save the resolved config and architecture, drop metrics newer than the
+        checkpoint's ``epoch``, the result of an earlier, shorter finish (``fit`` writes it again) and the
+        temporary files of writes a killed process left unfinished."""
         self.path.mkdir(parents=True, exist_ok=True)
         for leftover in filter(is_partial, self.path.iterdir()):
             leftover.unlink(missing_ok=True)
         self.keep_metrics_through(epoch)
         self.result_path.unlink(missing_ok=True)
         self.write_config(config)
+        with atomic_file(self.architecture_path) as file:
+            file.write(spec_yaml(architecture).encode())
 
 
 @dataclass

@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from gevb.build import build_run, resolve_device
+from gevb.build import build_run, resolve_device, saved_architecture
 from gevb.checkpoint import capture_rng, load_module_state, restore_rng
 from gevb.config import TrainConfig
 from gevb.data import Dataset
 from gevb.distributed import ProcessGroup, average_over_processes, join_process_group, local_part, process_device
 from gevb.evaluation import evaluate_splits
 from gevb.hooks import Hook, standard_hooks
+from gevb.models.specs import is_spec_file
 from gevb.provenance import provenance
 from gevb.rules import train_step
 from gevb.runs import RunFolder
@@ -82,6 +83,8 @@ class Trainer:
             self.config = self.config.replace(data_dir=str(Path(self.config.data_dir).expanduser().resolve()))
         if data is None and self.config.dataset.endswith(".npz"):
             self.config = self.config.replace(dataset=str(Path(self.config.dataset).expanduser().resolve()))
+        if is_spec_file(self.config.model):
+            self.config = self.config.replace(model=str(Path(self.config.model).expanduser().resolve()))
         device = process_device(resolve_device(self.config.device))
         self.group: ProcessGroup | None = join_process_group(device)
         main = self.group is None or self.group.main
@@ -92,7 +95,8 @@ class Trainer:
         self.folder = folder if main else None  # other processes read the checkpoint and write nothing
         self.log = log if log is not None and main else (lambda line: None)
         self.batch_order = seed_everything(self.config.seed)
-        parts = build_run(self.config, data, device)
+        saved = None if checkpoint is None else saved_architecture(checkpoint, folder.checkpoint_path)
+        parts = build_run(self.config, data, device, saved)
         self.device, self.data, self.model, self.rule = parts.device, parts.data, parts.model, parts.rule
         self.optimizer, self.schedule = parts.optimizer, parts.schedule
         if self.config.threads is not None:  # asked for: torch's thread pool is process-wide
@@ -124,6 +128,7 @@ class Trainer:
         """Everything a checkpoint holds to resume bit-identically."""
         return {
             "config": self.config.to_dict(),
+            "architecture": self.model.spec.to_dict(),
             "epoch": self.epoch,
             "seconds": self.seconds,
             "stopped_early": self.stopped_early,

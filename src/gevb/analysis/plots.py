@@ -11,10 +11,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import ScalarFormatter
 
-from gevb.paper import COLUMNS, ROW_TITLES, column_rule, dataset_title
+from gevb.models import ARCHITECTURES
+from gevb.paper import COLUMNS, GRID_MODELS, ROW_TITLES, column_rule, dataset_title, table_columns
+from gevb.rules import RULES
 from gevb.runs import Run
 
-FAMILIES = ("fc", "conv", "lc")
 LAST_HIDDEN_DEG = math.degrees(math.acos(1 / math.sqrt(math.pi)))  # docs/method.md §6
 
 
@@ -56,28 +57,32 @@ def seed_curves(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, 
 def learning_curves_figure(runs: Sequence[Run]) -> Figure:
     """Test (solid) and train (dashed) error vs epoch, mean ± std over seeds; one panel per architecture
     present, rows vectorized / conventional, one color per (rule, sign)."""
-    models = {run.config.model for run in runs}
-    families = [family for family in FAMILIES if family in models or f"{family}-vec" in models]
-    rows = [vectorized for vectorized in (True, False) if any(m.endswith("-vec") == vectorized for m in models)]
+    models = [name for name in GRID_MODELS if name in {run.config.model for run in runs}]
+    families = list(dict.fromkeys(ARCHITECTURES[name].family for name in models))
+    kinds = {ARCHITECTURES[name].vectorized for name in models}
+    rows = [vectorized for vectorized in (True, False) if vectorized in kinds]
     figure = Figure(figsize=(4.2 * len(families), 3.4 * len(rows)), layout="constrained")
     axes = figure.subplots(len(rows), len(families), squeeze=False, sharex=True)
+    columns = table_columns(run.config.rule for run in runs)
     for row, vectorized in enumerate(rows):
         for column, family in enumerate(families):
-            model = f"{family}-vec" if vectorized else family
-            draw_panel(axes[row][column], model, [run for run in runs if run.config.model == model])
+            model = next(
+                name for name, arch in ARCHITECTURES.items() if arch.family == family and arch.vectorized == vectorized
+            )
+            draw_panel(axes[row][column], model, [run for run in runs if run.config.model == model], columns)
     dataset = runs[0].config.dataset if runs else ""
     fitted_title(figure, f"{dataset_title(dataset)}: error during training (mean ± std over seeds)")
     return figure
 
 
-def draw_panel(ax, model: str, runs: Sequence[Run]) -> None:
-    """One architecture: a test and a train curve per (rule, sign) present in ``runs``."""
+def draw_panel(ax, model: str, runs: Sequence[Run], columns: Sequence[tuple[str, str]] = COLUMNS) -> None:
+    """One architecture: a test and a train curve per (rule, sign) of ``columns`` present in ``runs``."""
     ax.set_title(ROW_TITLES[model])
     ax.set_xlabel("epoch")
     ax.set_ylabel("error (%)")
     ax.grid(alpha=0.3)
     handles = []
-    for number, (kind, sign) in enumerate(COLUMNS):
+    for number, (kind, sign) in enumerate(columns):
         rule = column_rule(model, kind)
         series = [run for run in runs if run.config.rule == rule and run.config.sign == sign]
         if not series:
@@ -87,7 +92,7 @@ def draw_panel(ax, model: str, runs: Sequence[Run]) -> None:
             epochs, mean, std = seed_curves(series, key)
             ax.plot(epochs, mean, style, color=color, marker="o", markersize=3)
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
-        handles.append(Line2D([], [], color=color, label=f"{rule.upper()} {sign} (n={len(series)})"))
+        handles.append(Line2D([], [], color=color, label=f"{RULES[rule].title} {sign} (n={len(series)})"))
     if not handles:
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         return

@@ -1,7 +1,8 @@
 """Summaries of a folder of runs: ``results.csv`` (one row per run) and ``table.md`` in the paper's layout.
 
 Table layout (docs/method.md §7): rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC; columns rule nonneg | BP
-nonneg | rule mixed | BP mixed, where *rule* is GEVB in the vectorized rows and DFA in the others.
+nonneg | rule mixed | BP mixed, where *rule* is GEVB in the vectorized rows and DFA in the others; every
+other rule that ran (``gevb reproduce --rules``) gets its own column per sign, before BP's.
 A cell is "test ± std (train)": the mean test error % over seeds, its sample standard deviation
 (ddof = 1; left out for one seed) and the mean train error %, each run counted at its last
 evaluation. Only runs of one configuration pool: each data set gets one table per set of settings
@@ -27,7 +28,17 @@ from typing import Any
 
 from gevb.config import TrainConfig
 from gevb.files import atomic_file
-from gevb.paper import COLUMNS, GRID_MODELS, ROW_TITLES, column_rule, dataset_title, paper_protocol
+from gevb.paper import (
+    GRID_MODELS,
+    ROW_TITLES,
+    column_kind,
+    column_rule,
+    column_title,
+    dataset_title,
+    paper_protocol,
+    table_columns,
+)
+from gevb.rules import RULES
 from gevb.runs import Run, collect_runs
 
 CSV_FIELDS = (
@@ -115,9 +126,9 @@ def table_cells(
     for row in rows:
         if row["dataset"] != dataset or row["settings"] != settings or not row["finished"]:
             continue
-        kind = "bp" if row["rule"] == "bp" else "rule"
-        if row["model"] not in GRID_MODELS or column_rule(row["model"], kind) != row["rule"]:
+        if row["model"] not in GRID_MODELS or row["rule"] not in RULES:
             continue
+        kind = column_kind(row["model"], row["rule"])
         key = (row["model"], kind, row["sign"])
         if (key, row["seed"]) in seen:
             repeats += 1
@@ -146,15 +157,16 @@ def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) ->
     seeds = max((len(cell.test) for cell in cells.values()), default=0)
     published = {key[1:]: value for key, value in published_results().items() if key[0] == dataset}
     compare = settings == PAPER
+    columns = table_columns(row["rule"] for row in mine)
     header = [dataset_title(dataset)]
-    for kind, sign in COLUMNS:
-        header.append(f"{'rule' if kind == 'rule' else 'BP'} {sign}")
+    for kind, sign in columns:
+        header.append(f"{column_title(kind)} {sign}")
         if published:
             header.append("paper (Δ)" if compare else "paper")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in GRID_MODELS:
         line = [ROW_TITLES[model]]
-        for kind, sign in COLUMNS:
+        for kind, sign in columns:
             cell = cells.get((model, kind, sign))
             line.append(cell.text(seeds) if cell else "–")
             if published:

@@ -17,7 +17,7 @@ def opposite_sign_fractions(model: Network, rule: Rule, x: torch.Tensor, target:
     ``rule``'s update times the true gradient is < 0. x: (N, *input_shape); target: (N,)."""
     reference = make_rule("bp", model)
     fractions = torch.zeros(len(x), len(model.weight_indices), dtype=torch.float64)
-    with grads_kept(model):
+    with grads_kept(model, rule):
         for n in range(len(x)):
             example, label = x[n : n + 1], target[n : n + 1]
             updates = weight_updates(model, rule, example, label)

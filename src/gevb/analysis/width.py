@@ -18,8 +18,7 @@ import numpy as np
 from gevb.alignment import measure_alignment
 from gevb.build import resolve_device
 from gevb.data import load_dataset
-from gevb.models import build_model
-from gevb.models.architectures import hidden_layer_count
+from gevb.models import ARCHITECTURES, architecture_names, build_model
 from gevb.rules import make_rule
 
 DEFAULT_WIDTHS = {"fc": (64, 128, 256, 512, 1024, 2048), "conv": (16, 32, 64, 128, 256), "lc": (16, 32, 64, 128)}
@@ -27,9 +26,11 @@ DEFAULT_WIDTHS = {"fc": (64, 128, 256, 512, 1024, 2048), "conv": (16, 32, 64, 12
 
 def networks(model: str) -> dict[str, tuple[str, str, str]]:
     """The compared networks: key -> (architecture, rule, sign)."""
-    if not model.endswith("-vec"):
-        raise ValueError(f"width-scaling needs a vectorized model (fc-vec, conv-vec, lc-vec), got {model!r}")
-    conventional = model.removesuffix("-vec")
+    if model not in architecture_names(vectorized=True):
+        names = ", ".join(architecture_names(vectorized=True))
+        raise ValueError(f"width-scaling needs a registered vectorized model ({names}), got {model!r}")
+    family = ARCHITECTURES[model].family
+    conventional = next(name for name in architecture_names(vectorized=False) if ARCHITECTURES[name].family == family)
     return {
         "gevb-nonneg": (model, "gevb", "nonneg"),
         "gevb-mixed": (model, "gevb", "mixed"),
@@ -61,7 +62,7 @@ def width_scaling(
     ``first_hidden_slope``, ``last_hidden_deg_min`` / ``_max`` (over widths) of the nonneg VNN,
     ``mixed_min_deg`` (any layer, any width, of the mixed VNN) and ``dfa_min_deg`` (of DFA, both signs).
     """
-    widths = tuple(widths or DEFAULT_WIDTHS[model.split("-")[0]])
+    widths = tuple(widths or DEFAULT_WIDTHS[ARCHITECTURES[model].family])
     if seeds < 1 or len(widths) < 2 or min(widths) < 2 or any(w % 2 for w in widths):
         raise ValueError("width-scaling needs --seeds >= 1 and at least two even --widths, e.g. 64,128,256")
     device = resolve_device(device)
@@ -69,7 +70,7 @@ def width_scaling(
     x, y = data.train.x[:batch_size], data.train.y[:batch_size]
     results: dict[str, Any] = {}
     for key, (name, rule, sign) in networks(model).items():
-        depth = hidden_layer_count(name, data.input_shape[0])
+        depth = len(ARCHITECTURES[name].spec(data.input_shape[0]).widths)
         angles = np.zeros((len(widths), seeds, depth))
         for w, width in enumerate(widths):
             for seed in range(seeds):

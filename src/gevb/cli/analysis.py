@@ -13,7 +13,7 @@ from gevb.cli.common import DATASET_METAVAR, add_data_flags, emitters, save_figu
 from gevb.config import TrainConfig
 from gevb.files import json_text
 from gevb.init import SIGNS
-from gevb.models import ARCHITECTURES, build_model
+from gevb.models import ARCHITECTURES, architecture_names, build_model
 from gevb.models.summary import summary_rows, summary_text
 from gevb.paper import broadcast_rule, dataset_title
 from gevb.rules import RULES
@@ -135,7 +135,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "and the BP gradient on one batch: GEVB in the nonneg and mixed VNN, DFA in the conventional network "
         "(docs/method.md §6). Prints a table and the fitted log-log slopes; --json ends with one JSON object.",
     )
-    width.add_argument("--model", default="fc-vec", choices=("fc-vec", "conv-vec", "lc-vec"), help="(default: fc-vec)")
+    width.add_argument(
+        "--model", default="fc-vec", choices=architecture_names(vectorized=True), help="(default: fc-vec)"
+    )
     width.add_argument(
         "--widths", type=widths_list, metavar="N,N,...",
         help="hidden widths to try (default: 64..2048 doubling for fc-vec, 16..256 conv-vec, 16..128 lc-vec)",

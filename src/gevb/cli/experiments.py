@@ -14,6 +14,7 @@ from gevb.data import DATASETS
 from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
 from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
+from gevb.rules import RULES
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
@@ -76,7 +77,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     grid.add_argument(
         "--rules", type=name_list, default=GRID_RULES, metavar="R,R,...",
-        help=f"keep these rules (default: {','.join(GRID_RULES)})",
+        help=f"train these rules where each is defined (default: the paper's, {','.join(GRID_RULES)}; any of "
+        f"{','.join(RULES)})",
     )  # fmt: skip
     grid.add_argument(
         "--signs", type=name_list, default=SIGNS, metavar="S,S,...", help=f"keep these (default: {','.join(SIGNS)})"

@@ -25,8 +25,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``TrainConfig`` field; a flag not given leaves the YAML / default value."""
     flags: dict[str, dict[str, Any]] = {
         "dataset": {"metavar": DATASET_METAVAR},
-        "model": {"choices": ARCHITECTURES},
-        "rule": {"choices": tuple(RULES), "help": "learning rule (gevb/dfa/bp; bp-autograd is the reference BP)"},
+        "model": {
+            "metavar": "NAME|FILE.yaml",
+            "help": f"{', '.join(ARCHITECTURES)}, or a YAML file describing a network (docs/architectures.md)",
+        },
+        "rule": {"choices": tuple(RULES), "help": "learning rule (docs/rules.md; bp-autograd is the reference BP)"},
+        "noise_scale": {"type": float, "metavar": "SIGMA", "help": "node-perturbation: noise std per hidden unit"},
         "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},
         "widths": {"type": widths_list, "metavar": "N,N,...", "help": "hidden widths (units or channels)"},
         "epochs": {"type": int},

@@ -7,7 +7,11 @@ Learning rules talk to layers through two methods (docs/method.md §5):
 
 * ``input_credit(c, saved)``: carry a *scalar* credit per output unit back to one scalar per
   input unit (the transpose of the scalar layer), ``(B, *out) -> (B, *in)``; ``saved`` is
-  what ``Trace.saved(i)`` keeps for the layer (its input; for a gate, its mask).
+  what ``Trace.saved(i)`` keeps for the layer (its input; for a gate, its mask). A weight layer
+  takes ``input_credit(c, saved, weight)``: the transpose of the scalar layer whose weight is
+  ``weight`` (any tensor of the layer's weight shape; its own when None), so a learning rule
+  chooses what travels backwards (BP: W; feedback alignment: a fixed B; sign-symmetry: sign(W))
+  and no layer knows any rule.
 * ``WeightLayer.set_grads(a_in, err, g)``: set ``weight.grad`` / ``bias.grad`` to the gradient
   of the scalar layer whose input is the error-contracted activity ``x~ = sum_k err_k a_in[:, k]``
   and whose output gradient is ``g``; ``bias.grad[k, m] = sum_b err[b, k] g[b, m]``.
@@ -132,7 +136,8 @@ class WeightLayer(nn.Module):
         """
         return self(a), None
 
-    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight^T c`` for the scalar layer with ``weight`` (default: ``self.weight``): (B, *out) -> (B, *in)."""
         raise NotImplementedError
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:

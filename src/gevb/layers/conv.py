@@ -69,10 +69,11 @@ class VecConv2d(SpatialWeightLayer):
         h = h.view(batch, k, self.out_channels, *h.shape[-2:])  # (B, K, out, H', W')
         return h.add_(self.bias.view(1, k, self.out_channels, 1, 1))
 
-    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
-        """Transposed convolution: (B, out, H', W') -> (B, C_in, H, W)."""
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Transposed convolution with ``weight`` (default: the layer's own): (B, out, H', W') -> (B, C_in, H, W)."""
         shape = (a_in.shape[0], *a_in.shape[2:])
-        return torch.nn.grad.conv2d_input(shape, self.weight, c, stride=self.stride, padding=self.padding)
+        weight = self.weight if weight is None else weight
+        return torch.nn.grad.conv2d_input(shape, weight, c, stride=self.stride, padding=self.padding)
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
         """Conv weight gradient of ``x~`` and ``g`` (docs/method.md §5); g: (B, out, H', W').

@@ -50,9 +50,9 @@ class VecLinear(WeightLayer):
             h = h.view(batch, -1, self.out_features)  # (B, K, out)
         return h + self.bias
 
-    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
-        """``W^T c``: (B, out) -> (B, in)."""
-        return c @ self.weight
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``W^T c``: (B, out) -> (B, in), W = ``weight`` (default: the layer's own, (out, in))."""
+        return c @ (self.weight if weight is None else weight)
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
         """``dW = g^T x~``; first layer ``dW[i, k, d] = sum_b g[b, i] err[b, k] x[b, d]`` (docs/method.md §5).

@@ -160,9 +160,11 @@ class VecLocal2d(SpatialWeightLayer):
                     h[y, first::groups].baddbmm_(windows, filters[y, i, first::groups])
         return h.view(rows_out, cols_out, batch, k, out).permute(2, 3, 4, 0, 1)
 
-    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor) -> torch.Tensor:
-        """Transpose of the scalar layer: (B, out, H', W') -> (B, C_in, H, W)."""
-        credit = torch.bmm(c.flatten(2).permute(2, 0, 1).contiguous(), self.weight)  # (L, B, F)
+    def input_credit(self, c: torch.Tensor, a_in: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Transpose of the scalar layer with ``weight`` (L, out, F) (default: the layer's own):
+        (B, out, H', W') -> (B, C_in, H, W)."""
+        weight = self.weight if weight is None else weight
+        credit = torch.bmm(c.flatten(2).permute(2, 0, 1).contiguous(), weight)  # (L, B, F)
         return F.fold(
             credit.permute(1, 2, 0), a_in.shape[-2:], self.kernel_size, padding=self.padding, stride=self.stride
         )

@@ -1,14 +1,18 @@
-"""The paper's six architectures (docs/method.md §7): ``fc-vec``, ``fc``, ``conv-vec``, ``conv``, ``lc-vec``, ``lc``.
+"""The registry of architectures and the one factory, ``build_model`` (docs/architectures.md).
 
-A blueprint is a list of operations; a gate follows every weight operation and a readout ends
-the stack. One-channel inputs get the MNIST layouts, multi-channel inputs the CIFAR-10 layouts;
-both adapt to any height and width.
+The paper's six (docs/method.md §7) are registered here in table order: ``fc-vec``, ``fc``,
+``conv-vec``, ``conv``, ``lc-vec``, ``lc``. Each is a decorated builder giving its layer specs for
+inputs of some number of channels (one channel: the MNIST layout; more: the CIFAR-10 layout; both
+adapt to any height and width), with its family, kind, table title and a small test variant.
+``build_model`` also takes an ``ArchitectureSpec`` or a YAML file describing one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,97 +20,187 @@ from torch import nn
 from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
 from gevb.layers.base import conv_output_size
 from gevb.models.network import Network
+from gevb.models.specs import (
+    WEIGHT_SPECS,
+    ArchitectureSpec,
+    Conv,
+    Flatten,
+    LayerSpec,
+    Linear,
+    Local,
+    Pool,
+    is_spec_file,
+    read_spec,
+)
 
-# (op, width, kernel, stride, padding) for weight ops; ("pool",) and ("flatten",) otherwise.
-Blueprint = list[tuple]
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture: ``layers(channels)`` gives its specs for inputs of that many channels;
+    ``small_widths`` = (one-channel, multi-channel) hidden widths of a variant small enough for tests."""
+
+    name: str
+    family: str
+    vectorized: bool
+    title: str
+    layers: Callable[[int], tuple[LayerSpec, ...]]
+    small_widths: tuple[tuple[int, ...], tuple[int, ...]]
+
+    def spec(self, channels: int) -> ArchitectureSpec:
+        return ArchitectureSpec(self.name, self.vectorized, tuple(self.layers(channels)))
+
+    def test_widths(self, channels: int) -> tuple[int, ...]:
+        return self.small_widths[channels > 1]
 
 
-def fc_blueprint(channels: int, vectorized: bool) -> Blueprint:
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(
+    name: str, family: str, vectorized: bool, title: str, small_widths: tuple[tuple[int, ...], tuple[int, ...]]
+):
+    """Decorator: register ``builder(channels) -> layer specs`` as architecture ``name``."""
+
+    def register(builder: Callable[[int], tuple[LayerSpec, ...]]):
+        if name in ARCHITECTURES:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        ARCHITECTURES[name] = Architecture(name, family, vectorized, title, builder, small_widths)
+        return builder
+
+    return register
+
+
+def architecture_names(vectorized: bool | None = None) -> list[str]:
+    """Registered names in registration order; only one kind when ``vectorized`` is given."""
+    return [name for name, arch in ARCHITECTURES.items() if vectorized is None or arch.vectorized == vectorized]
+
+
+def fc_layers(channels: int) -> tuple[LayerSpec, ...]:
     if channels == 1:  # MNIST: 784 -> 1024 -> 512 -> readout
-        return [("linear", 1024), ("linear", 512)]
-    return [("linear", 1024), ("linear", 512), ("linear", 512)]
+        return Linear(1024), Linear(512)
+    return Linear(1024), Linear(512), Linear(512)
 
 
-def conv_blueprint(channels: int, vectorized: bool) -> Blueprint:
+def conv_layers(channels: int) -> tuple[LayerSpec, ...]:
     if channels == 1:
-        return [("conv", 64, 3, 1, 1), ("pool",), ("conv", 32, 3, 1, 1), ("pool",), ("flatten",), ("linear", 1024)]
-    return [
-        ("conv", 128, 5, 1, 2), ("pool",), ("conv", 64, 5, 1, 2), ("pool",),
-        ("conv", 64, 2, 2, 0), ("flatten",), ("linear", 1024),
-    ]  # fmt: skip
+        return Conv(64, 3, 1, 1), Pool(), Conv(32, 3, 1, 1), Pool(), Flatten(), Linear(1024)
+    return Conv(128, 5, 1, 2), Pool(), Conv(64, 5, 1, 2), Pool(), Conv(64, 2, 2, 0), Flatten(), Linear(1024)
 
 
-def lc_blueprint(channels: int, vectorized: bool) -> Blueprint:
+def lc_layers(channels: int, readin: int) -> tuple[LayerSpec, ...]:
     if channels == 1:
-        return [("local", 32, 3, 1, 1), ("pool",), ("local", 32, 3, 1, 1), ("pool",), ("flatten",), ("linear", 1024)]
-    return [
-        ("local", 64, 5, 1, 2), ("pool",), ("local", 32, 5, 1, 2), ("pool",),
-        ("local", 32, 2, 2, 0), ("flatten",), ("linear", 256 if vectorized else 512),
-    ]  # fmt: skip
+        return Local(32, 3, 1, 1), Pool(), Local(32, 3, 1, 1), Pool(), Flatten(), Linear(1024)
+    return Local(64, 5, 1, 2), Pool(), Local(32, 5, 1, 2), Pool(), Local(32, 2, 2, 0), Flatten(), Linear(readin)
 
 
-BLUEPRINTS = {"fc": fc_blueprint, "conv": conv_blueprint, "lc": lc_blueprint}
-ARCHITECTURES = tuple(name for family in BLUEPRINTS for name in (f"{family}-vec", family))
-WEIGHT_OPS = ("linear", "conv", "local")
+SMALL_FC, SMALL_SPATIAL = ((16, 12), (16, 12, 8)), ((4, 6, 16), (4, 6, 4, 16))
 
 
-def hidden_layer_count(name: str, channels: int) -> int:
-    """How many hidden widths architecture ``name`` has for inputs of ``channels`` channels."""
-    family, _, suffix = name.partition("-")
-    return sum(op[0] in WEIGHT_OPS for op in BLUEPRINTS[family](channels, suffix == "vec"))
+@register_architecture("fc-vec", "fc", True, "FC-Vec", SMALL_FC)
+def fc_vec(channels: int) -> tuple[LayerSpec, ...]:
+    return fc_layers(channels)
 
 
-def _with_widths(blueprint: Blueprint, widths: Sequence[int] | None, name: str) -> Blueprint:
-    """Replace the hidden widths (units or channels, in order) of a blueprint."""
-    if widths is None:
-        return blueprint
-    slots = [i for i, op in enumerate(blueprint) if op[0] in WEIGHT_OPS]
-    if len(widths) != len(slots) or any(int(w) < 1 for w in widths):
-        raise ValueError(
-            f"{name} has {len(slots)} hidden layers, so widths needs {len(slots)} positive integers; "
-            f"got {tuple(widths)}"
-        )
-    out = list(blueprint)
-    for i, width in zip(slots, widths, strict=True):
-        out[i] = (out[i][0], int(width), *out[i][2:])
-    return out
+@register_architecture("fc", "fc", False, "FC", SMALL_FC)
+def fc(channels: int) -> tuple[LayerSpec, ...]:
+    return fc_layers(channels)
 
 
-def _assemble(
-    blueprint: Blueprint, input_shape: tuple[int, int, int], k: int, n_out: int, flatten_order: str, name: str, factory
-) -> list[nn.Module]:
-    """Instantiate a blueprint; ``shape`` tracks the per-component scalar activation shape."""
-    shape = (math.prod(input_shape),) if blueprint[0][0] == "linear" else tuple(input_shape)
+@register_architecture("conv-vec", "conv", True, "Conv-Vec", SMALL_SPATIAL)
+def conv_vec(channels: int) -> tuple[LayerSpec, ...]:
+    return conv_layers(channels)
+
+
+@register_architecture("conv", "conv", False, "Conv", SMALL_SPATIAL)
+def conv(channels: int) -> tuple[LayerSpec, ...]:
+    return conv_layers(channels)
+
+
+@register_architecture("lc-vec", "lc", True, "LC-Vec", SMALL_SPATIAL)
+def lc_vec(channels: int) -> tuple[LayerSpec, ...]:
+    return lc_layers(channels, readin=256)
+
+
+@register_architecture("lc", "lc", False, "LC", SMALL_SPATIAL)
+def lc(channels: int) -> tuple[LayerSpec, ...]:
+    return lc_layers(channels, readin=512)
+
+
+def resolve_spec(model: str | ArchitectureSpec, channels: int) -> ArchitectureSpec:
+    """A registered name, a YAML file (``.yaml`` / ``.yml``) or a spec, as the spec for ``channels`` inputs."""
+    if isinstance(model, ArchitectureSpec):
+        return model
+    if model in ARCHITECTURES:
+        return ARCHITECTURES[model].spec(channels)
+    if is_spec_file(model):
+        return read_spec(Path(model).expanduser())
+    raise ValueError(
+        f"unknown architecture {model!r}; choose one of {', '.join(ARCHITECTURES)} or pass a .yaml file describing one"
+    )
+
+
+def is_vectorized(model: str | ArchitectureSpec) -> bool:
+    """Whether a model (name, file or spec) is a vectorized network."""
+    if isinstance(model, str) and model in ARCHITECTURES:
+        return ARCHITECTURES[model].vectorized
+    return resolve_spec(model, 1).vectorized
+
+
+def _assemble(spec: ArchitectureSpec, input_shape: tuple[int, int, int], k: int, n_out: int, sign: str, factory):
+    """Instantiate a spec; ``shape`` tracks the per-component scalar activation shape, checked at every entry."""
+    shape: tuple[int, ...] = (math.prod(input_shape),) if isinstance(spec.layers[0], Linear) else tuple(input_shape)
+    flatten_order = "hwc" if spec.vectorized else "chw"  # conventional networks as published (docs/method.md §3)
     layers: list[nn.Module] = []
-    for op, *args in blueprint:
+    for index, layer in enumerate(spec.layers):
+        where = f"{spec.name} layers[{index}] ({layer.op})"
+        spatial = len(shape) == 3
+        if isinstance(layer, Linear) and spatial:
+            raise ValueError(f"{where}: its input is a {'x'.join(map(str, shape))} map; put a flatten before it")
+        if not isinstance(layer, Linear) and not spatial:
+            raise ValueError(f"{where}: its input is flat ({shape[0]} features); {layer.op} needs feature maps")
+        if isinstance(layer, (Conv, Local, Pool)) and layer.kernel > min(shape[1:]) + 2 * getattr(layer, "padding", 0):
+            raise ValueError(
+                f"{where}: kernel {layer.kernel} is larger than its {shape[1]}x{shape[2]} input; "
+                "use a smaller kernel, fewer pooling layers or larger images"
+            )
+        if isinstance(layer, WEIGHT_SPECS) and sign == "nonneg" and layer.width % 2:
+            raise ValueError(
+                f"{where}: width {layer.width} is odd, but sign='nonneg' pairs units (ON/OFF); "
+                "use an even width or sign='mixed'"
+            )
         expand = k > 1 and not layers
-        if op == "linear":
-            layers.append(VecLinear(shape[0], args[0], k, expand, **factory))
-            shape = (args[0],)
-        elif op == "conv":
-            width, kernel, stride, padding = args
-            layers.append(VecConv2d(shape[0], width, kernel, k, stride, padding, expand, **factory))
-            shape = (width, *[conv_output_size(s, kernel, stride, padding) for s in shape[1:]])
-        elif op == "local":
-            width, kernel, stride, padding = args
-            layers.append(VecLocal2d(shape[0], width, kernel, shape[1:], k, stride, padding, expand, **factory))
-            shape = (width, *layers[-1].output_size)
-        elif op == "pool":
-            layers.append(VecAvgPool2d(2))
-            shape = (shape[0], shape[1] // 2, shape[2] // 2)
+        if isinstance(layer, Linear):
+            layers.append(VecLinear(shape[0], layer.width, k, expand, **factory))
+            shape = (layer.width,)
+        elif isinstance(layer, Conv):
+            geometry = (layer.kernel, k, layer.stride, layer.padding, expand)
+            layers.append(VecConv2d(shape[0], layer.width, *geometry, **factory))
+            sizes = [conv_output_size(s, layer.kernel, layer.stride, layer.padding) for s in shape[1:]]
+            shape = (layer.width, *sizes)
+        elif isinstance(layer, Local):
+            geometry = (layer.kernel, shape[1:], k, layer.stride, layer.padding, expand)
+            layers.append(VecLocal2d(shape[0], layer.width, *geometry, **factory))
+            shape = (layer.width, *layers[-1].output_size)
+        elif isinstance(layer, Pool):
+            layers.append(VecAvgPool2d(layer.kernel))
+            shape = (shape[0], shape[1] // layer.kernel, shape[2] // layer.kernel)
         else:
             layers.append(VecFlatten(flatten_order))
             shape = (math.prod(shape),)
         if min(shape) < 1:
-            raise ValueError(f"{name}: input_shape {input_shape} is too small for this architecture; use larger images")
-        if op in WEIGHT_OPS:
+            raise ValueError(
+                f"{where}: input_shape {input_shape} is too small for this architecture; use larger images"
+            )
+        if isinstance(layer, WEIGHT_SPECS):
             layers.append(TGate(shape[0], k, **factory))
+    if len(shape) != 1:
+        raise ValueError(f"{spec.name}: the last layer leaves a {'x'.join(map(str, shape))} map; end with a flatten")
     layers.append(VecLinear(shape[0], n_out, k, **factory))
     return layers
 
 
 def build_model(
-    name: str,
+    name: str | ArchitectureSpec,
     input_shape: Sequence[int] = (1, 28, 28),
     num_classes: int = 10,
     sign: str = "nonneg",
@@ -117,23 +211,20 @@ def build_model(
 ) -> Network:
     """Build architecture ``name`` for inputs ``(C, H, W)`` and initialize it from ``seed``.
 
-    ``-vec`` names give vectorized networks (K = num_classes, input expansion in the first
-    layer, one readout unit); the others are conventional (K = 1, num_classes readout units).
-    ``widths`` overrides the hidden widths (units for linear, channels for conv/LC layers).
+    ``name``: a registered name (``ARCHITECTURES``), a YAML file describing one
+    (docs/architectures.md) or an ``ArchitectureSpec``. Vectorized networks have K = num_classes,
+    input expansion in the first layer and one readout unit; conventional ones K = 1 and
+    num_classes readout units. ``widths`` overrides the hidden widths (units for linear,
+    channels for conv/local layers). The resolved spec is ``model.spec``.
     """
-    family, _, suffix = name.partition("-")
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, e.g. (1, 28, 28); got {input_shape}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    vectorized = suffix == "vec"
-    blueprint = _with_widths(BLUEPRINTS[family](input_shape[0], vectorized), widths, name)
-    k, n_out = (num_classes, 1) if vectorized else (1, num_classes)
-    flatten_order = "hwc" if vectorized else "chw"  # conventional networks as published (docs/method.md §3)
-    layers = _assemble(blueprint, input_shape, k, n_out, flatten_order, name, {"device": device, "dtype": dtype})
-    model = Network(layers, input_shape, num_classes, vectorized, sign, name)
+    spec = resolve_spec(name, input_shape[0]).with_widths(widths)
+    k, n_out = (num_classes, 1) if spec.vectorized else (1, num_classes)
+    layers = _assemble(spec, input_shape, k, n_out, sign, {"device": device, "dtype": dtype})
+    model = Network(layers, input_shape, num_classes, spec.vectorized, sign, spec.name, spec)
     model.reset_parameters(torch.Generator().manual_seed(seed))
     return model

@@ -10,6 +10,7 @@ from torch import nn
 
 from gevb.init import SIGNS
 from gevb.layers import TGate, VecLinear, WeightLayer
+from gevb.models.specs import ArchitectureSpec
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Network(nn.Module):
         vectorized: bool,
         sign: str,
         name: str = "network",
+        spec: ArchitectureSpec | None = None,
     ) -> None:
         super().__init__()
         if sign not in SIGNS:
@@ -53,6 +55,7 @@ class Network(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.vectorized, self.sign, self.name = vectorized, sign, name
+        self.spec = spec  # the ArchitectureSpec it was built from (gevb.models.specs), if any
         self.weight_indices = [i for i, layer in enumerate(layers) if isinstance(layer, WeightLayer)]
         self._check_structure()
 
@@ -113,13 +116,26 @@ class Network(nn.Module):
         a, inputs, masks = self._run(self._prepare(x), keep_inputs=True)
         return Trace(self._logits(a), inputs, masks)
 
+    def perturbed_logits(self, prepared: torch.Tensor, noise: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Logits of a forward pass with ``noise[i]`` added to the output h of weight layer i, before its gate.
+
+        ``prepared``: the first layer's input as a trace keeps it (``Trace.inputs[0]``); noise[i] has
+        h's shape (B, K, *S). The gates act on the perturbed h (node perturbation, docs/rules.md).
+        """
+        return self._logits(self._run(prepared, perturb=noise)[0])
+
     def _run(
-        self, a: torch.Tensor, stop: int | None = None, keep_inputs: bool = False
+        self,
+        a: torch.Tensor,
+        stop: int | None = None,
+        keep_inputs: bool = False,
+        perturb: dict[int, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor | None], dict[int, torch.Tensor]]:
         """Run ``layers[:stop]`` on the prepared batch a; returns (output, layer inputs, gate masks).
 
         A weight layer followed by a gate also hands the gate ``t . h`` when it computes it cheaper
-        than the gate would (``WeightLayer.forward_projected``). Inputs are kept only if asked.
+        than the gate would (``WeightLayer.forward_projected``). Inputs are kept only if asked;
+        ``perturb[i]`` is added to the output of layer i.
         """
         inputs: list[torch.Tensor | None] = []
         masks: dict[int, torch.Tensor] = {}
@@ -133,6 +149,8 @@ class Network(nn.Module):
                 a, projection = layer.forward_projected(a, self.layers[i + 1].t)
             else:
                 a = layer(a)
+            if perturb is not None and i in perturb:
+                a, projection = a + perturb[i], None
         return a, inputs, masks
 
     def split_error(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,18 +13,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import same_layout
-from gevb.models.architectures import ARCHITECTURES
+from gevb.layers.base import WeightLayer, same_layout
+from gevb.models.architectures import architecture_names
 from gevb.models.network import Network, Trace
 
 RULES: dict[str, type[Rule]] = {}
 
 
-def register_rule(name: str):
-    """Class decorator: make a rule buildable as ``make_rule(name, model)``."""
+def register_rule(name: str, title: str | None = None):
+    """Class decorator: make a rule buildable as ``make_rule(name, model)``; ``title`` names it in tables
+    and figures (default: the name in capitals)."""
 
     def register(cls: type[Rule]) -> type[Rule]:
-        cls.name = name
+        cls.name, cls.title = name, title or name.upper()
         RULES[name] = cls
         return cls
 
@@ -36,16 +37,21 @@ def valid_pairs() -> str:
     parts = []
     for vectorized, kind in ((True, "vectorized"), (False, "conventional")):
         rules = "/".join(name for name, rule in RULES.items() if vectorized in rule.vectorized)
-        models = ", ".join(name for name in ARCHITECTURES if name.endswith("-vec") == vectorized)
+        models = ", ".join(architecture_names(vectorized))
         parts.append(f"{rules} with {kind} models ({models})")
     return "; ".join(parts)
 
 
-def make_rule(name: str, model: Network, seed: int = 0) -> Rule:
-    """Build the rule registered as ``name`` for ``model``; ``seed`` draws any fixed random state."""
+def make_rule(name: str, model: Network, seed: int = 0, **options) -> Rule:
+    """Build the rule registered as ``name`` for ``model``; ``seed`` draws any fixed random state.
+
+    ``options``: the rule's own settings (``Rule.options`` names them, e.g. node perturbation's
+    ``noise_scale``); settings another rule declares are ignored, so one config serves every rule.
+    """
     if name not in RULES:
         raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
-    return RULES[name](model, seed=seed)
+    rule = RULES[name]
+    return rule(model, seed=seed, **{key: value for key, value in options.items() if key in rule.options})
 
 
 def loss_and_error(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,13 +77,16 @@ class Rule(nn.Module):
     """Base learning rule. Subclasses implement ``deliver`` (the rule's math) under ``no_grad``.
 
     Class attributes: ``name`` (set by ``register_rule``), ``vectorized`` (which network kinds it
-    is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd).
+    is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd),
+    ``options`` (names of the keyword settings its constructor takes beyond ``model`` and ``seed``).
     Rules are modules so that fixed random state (DFA feedback) lives in buffers.
     """
 
     name: ClassVar[str]
+    title: ClassVar[str]
     vectorized: ClassVar[tuple[bool, ...]] = (True, False)
     needs_graph: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: Network, seed: int = 0) -> None:
         super().__init__()
@@ -91,35 +100,54 @@ class Rule(nn.Module):
         """Set ``.grad`` of every parameter of ``model``; return the batch's mean loss (detached)."""
         with torch.no_grad():
             loss, error = loss_and_error(output.logits, target)
-            self.deliver(model, output, error)
+            self.deliver(model, output, error, target)
         return loss
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
-        """Set the gradients from the output error ``error`` (B, num_classes)."""
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
+        """Set the gradients from the output error ``error`` (B, num_classes) and the labels ``target`` (B,)."""
         raise NotImplementedError
 
-    def hidden_signals(self, model: Network, output: Trace, error: torch.Tensor) -> list[torch.Tensor]:
+    def hidden_signals(
+        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
+    ) -> list[torch.Tensor]:
         """The signal this rule delivers to each hidden layer's output, before the gate: [(B, *S_j)].
 
-        Vectorized networks: the scalar per unit that multiplies ``e`` (dL/da_i = c_i e); conventional:
-        dL/da itself (per example). This default is the true one, BP's credit (docs/method.md §5, §6).
+        Vectorized networks: the scalar per unit that multiplies the broadcast vector (``broadcast``;
+        dL/da_i = c_i e for BP); conventional: dL/da itself (per example). This default is the true
+        one, BP's credit (docs/method.md §5, §6). It changes no state of the rule.
         """
         credits = dict(backward_credits(model, output, error))
         return [credits[i + 1] for i in model.weight_indices[:-1]]
 
+    def broadcast(self, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Vectorized networks: the K-vector the hidden units' scalar signals multiply, (B, K); ``e`` for
+        every rule that uses the output error (docs/method.md §5). Conventional networks do not use it."""
+        return error
 
-def backward_credits(model: Network, output: Trace, error: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-    """Exact BP's scalar credit at the output of every layer, from the readout down: (i, c_i).
+
+BackwardWeight = Callable[[int, WeightLayer], torch.Tensor]
+
+
+def backward_credits(
+    model: Network, output: Trace, error: torch.Tensor, backward_weight: BackwardWeight | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """A scalar credit at the output of every layer, from the readout down: (i, c_i).
 
     ``c = 1`` (vectorized) or ``e`` (conventional) at the readout, then ``c_pre = layer^T(c)``
-    through each layer (weight transposes, gates, pooling and flatten transposes; docs/method.md §5). Each
-    credit is computed when the consumer asks for the next one, so a consumer may use it first.
+    through each layer (weight transposes, gates, pooling and flatten transposes; docs/method.md §5).
+    ``backward_weight(i, layer)`` is the weight weight layer i transposes (default: its own, which
+    makes these exact BP's credits). Each credit is computed when the consumer asks for the next
+    one, so a consumer may use it first.
     """
     credit = model.split_error(error)[1]
     for i in reversed(range(len(model.layers))):
         yield i, credit
         if i > 0:
-            credit = model.layers[i].input_credit(credit, output.saved(i))
+            layer = model.layers[i]
+            if isinstance(layer, WeightLayer) and backward_weight is not None:
+                credit = layer.input_credit(credit, output.saved(i), backward_weight(i, layer))
+            else:
+                credit = layer.input_credit(credit, output.saved(i))
 
 
 def set_broadcast_grads(
@@ -127,19 +155,23 @@ def set_broadcast_grads(
     output: Trace,
     error: torch.Tensor,
     hidden_signals: list[torch.Tensor] | None = None,
+    hidden_error: torch.Tensor | None = None,
 ) -> None:
-    """Rules that deliver a signal straight to each layer (GEVB, DFA; docs/method.md §5).
+    """Rules that deliver a signal straight to each layer (GEVB, DFA, DRTP; docs/method.md §5).
 
     The readout gets its true credit; hidden layer j gets ``g = G_j`` (GEVB) or
-    ``g = G_j * hidden_signals[j]`` (DFA), G_j the gate right after it. Nothing travels backwards.
+    ``g = G_j * hidden_signals[j]`` (DFA), G_j the gate right after it, with the vector
+    ``hidden_error`` (B, num_classes) in place of ``error`` where given (DRTP: the target alone).
+    Nothing travels backwards.
     """
     err, readout_credit = model.split_error(error)
+    hidden_err = err if hidden_error is None else model.split_error(hidden_error)[0]
     *hidden, readout = model.weight_indices
     for j, i in enumerate(hidden):
         g = output.masks[i + 1]
         if hidden_signals is not None:
             g = g * hidden_signals[j]
-        model.layers[i].set_grads(output.inputs[i], err, g)
+        model.layers[i].set_grads(output.inputs[i], hidden_err, g)
     model.layers[readout].set_grads(output.inputs[readout], err, readout_credit)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gevb.layers import WeightLayer
 from gevb.models.network import Network, Trace
 from gevb.rules.base import Rule, backward_credits, register_rule
 
@@ -18,17 +19,35 @@ class BP(Rule):
     transposes of pooling / flatten in between): K times cheaper than autograd. In a
     conventional network (K = 1) the same recursion carries the ordinary deltas, starting from
     ``e`` at the readout. Both equal autograd's gradient of the mean cross-entropy.
+
+    Rules that send the credit back through other weights (feedback alignment, sign-symmetry)
+    subclass this one and override ``backward_weight``.
     """
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
+    def backward_weight(self, index: int, layer: WeightLayer) -> torch.Tensor:
+        """The weight that weight layer ``index`` transposes on the way back: its own, for BP."""
+        return layer.weight
+
+    def credits(self, model: Network, output: Trace, error: torch.Tensor):
+        """This rule's scalar credit at the output of every layer, readout first: (i, c_i)."""
+        return backward_credits(model, output, error, self.backward_weight)
+
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
         err = model.split_error(error)[0]
         weights = set(model.weight_indices)
-        for i, credit in backward_credits(model, output, error):
+        for i, credit in self.credits(model, output, error):
             if i in weights:
                 model.layers[i].set_grads(output.inputs[i], err, credit)
 
+    def hidden_signals(
+        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The credit this rule's backward pass brings to each hidden layer's output."""
+        credits = dict(self.credits(model, output, error))
+        return [credits[i + 1] for i in model.weight_indices[:-1]]
 
-@register_rule("bp-autograd")
+
+@register_rule("bp-autograd", "BP (autograd)")
 class AutogradBP(Rule):
     """Reference BP: ``torch.autograd.grad`` of the mean cross-entropy (carries K-vectors back)."""
 

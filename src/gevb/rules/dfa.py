@@ -10,14 +10,32 @@ from gevb.models.network import Network, Trace
 from gevb.rules.base import Rule, register_rule, set_broadcast_grads
 
 
+def random_feedback(model: Network, seed: int, signed: bool) -> torch.Tensor:
+    """A fixed feedback matrix (num_classes, max hidden width), drawn from ``seed`` in float64 on the
+    CPU, then in the model's dtype and device: uniform in [-1, 1] if ``signed``, else in [0, 1];
+    unnormalized. Hidden layer l uses its first ``width_l`` columns."""
+    width = max(math.prod(shape) for shape in model.hidden_shapes())
+    low = -1.0 if signed else 0.0
+    generator = torch.Generator().manual_seed(seed)
+    feedback = low + (1.0 - low) * torch.rand(model.num_classes, width, generator=generator, dtype=torch.float64)
+    weight = model.layers[0].weight
+    return feedback.to(device=weight.device, dtype=weight.dtype)
+
+
+def projected(vector: torch.Tensor, feedback: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """``vector @ B_l`` for every hidden layer l, shaped like its output: (B, classes) -> [(B, *shape_l)]."""
+    batch = vector.shape[0]
+    return [(vector @ feedback[:, : math.prod(shape)]).view(batch, *shape) for shape in shapes]
+
+
 @register_rule("dfa")
 class DFA(Rule):
     """Hidden layer l gets ``g = f'(h_l) * (e @ B_l)``; the readout gets its true gradient.
 
-    ``feedback`` (num_classes, max_width) is drawn once from ``seed``: uniform in [0, 1] for
-    ``nonneg`` networks, [-1, 1] for ``mixed``; layer l uses its first ``width_l`` columns (its
-    output flattened in (C, H, W) order), unnormalized. It is a buffer, so ``state_dict``
-    round-trips it, and training never changes it.
+    ``feedback`` (num_classes, max_width) is ``random_feedback(model, seed)``: uniform in [0, 1] for
+    ``nonneg`` networks, [-1, 1] for ``mixed``; layer l uses its first ``width_l`` columns (its output
+    flattened in (C, H, W) order). It is a buffer, so ``state_dict`` round-trips it, and training never
+    changes it.
     """
 
     vectorized = (False,)
@@ -25,21 +43,13 @@ class DFA(Rule):
     def __init__(self, model: Network, seed: int = 0) -> None:
         super().__init__(model, seed)
         self.shapes = model.hidden_shapes()
-        width = max(math.prod(shape) for shape in self.shapes)
-        low = 0.0 if model.sign == "nonneg" else -1.0
-        generator = torch.Generator().manual_seed(seed)
-        feedback = low + (1.0 - low) * torch.rand(model.num_classes, width, generator=generator, dtype=torch.float64)
-        weight = model.layers[0].weight
-        self.register_buffer("feedback", feedback.to(device=weight.device, dtype=weight.dtype))
+        self.register_buffer("feedback", random_feedback(model, seed, signed=model.sign == "mixed"))
 
-    def signals(self, error: torch.Tensor) -> list[torch.Tensor]:
-        """``e @ B_l`` for every hidden layer, shaped like its output: [(B, *shape_l)]."""
-        batch = error.shape[0]
-        return [(error @ self.feedback[:, : math.prod(shape)]).view(batch, *shape) for shape in self.shapes]
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
+        set_broadcast_grads(model, output, error, projected(error, self.feedback, self.shapes))
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
-        set_broadcast_grads(model, output, error, self.signals(error))
-
-    def hidden_signals(self, model: Network, output: Trace, error: torch.Tensor) -> list[torch.Tensor]:
+    def hidden_signals(
+        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
+    ) -> list[torch.Tensor]:
         """``e @ B_l`` per hidden layer."""
-        return self.signals(error)
+        return projected(error, self.feedback, self.shapes)

@@ -18,9 +18,11 @@ class GEVB(Rule):
 
     vectorized = (True,)
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor) -> None:
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
         set_broadcast_grads(model, output, error)
 
-    def hidden_signals(self, model: Network, output: Trace, error: torch.Tensor) -> list[torch.Tensor]:
+    def hidden_signals(
+        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
+    ) -> list[torch.Tensor]:
         """All ones: every unit receives ``e`` itself (the gate then multiplies it)."""
         return [torch.ones_like(output.masks[i + 1]) for i in model.weight_indices[:-1]]

@@ -1,0 +1,87 @@
+"""Node perturbation (docs/rules.md): the loss change under random noise on the hidden units, times that
+noise, as the credit; the noisy global broadcast that GEVB replaces by an exact one."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from gevb.init import stream_seed
+from gevb.models.network import Network, Trace
+from gevb.rules.base import Rule, register_rule
+
+NOISE_STREAM = 3  # gevb.init.stream_seed; FA's feedback is stream 2
+
+
+@register_rule("node-perturbation", "node perturbation")
+class NodePerturbation(Rule):
+    """One extra forward pass with every hidden unit's pre-activation perturbed; the readout learns from ``e``.
+
+    Unit i of example b gets ``h_bi + sigma xi_bi u_b`` with xi ~ N(0, 1) per unit and u_b its direction:
+    ``e_b / |e_b|`` in a vectorized network, where the true gradient is ``dL/dh_bi = c_bi e_b`` and only
+    the scalar c is unknown (so per unit, not per component: N noise values, not K*N); 1 in a
+    conventional one. With ``dL_b`` the loss change of example b, ``c^_bi = dL_b xi_bi / sigma``
+    estimates ``c_bi |e_b|`` (vectorized; ``dL/dh_bi`` conventional) without bias as sigma -> 0, and the
+    layer's gradient is that of the scalar layer with output gradient ``c^`` and input contracted with
+    ``u / B``. sigma = ``noise_scale``. The noise of step s is drawn from ``(seed, s)`` alone, so a
+    resumed run draws what an uninterrupted one would; the step count is the rule's saved state.
+    Under data-parallel training every process draws the same stream for its own slice of the batch.
+    """
+
+    options = ("noise_scale",)
+
+    def __init__(self, model: Network, seed: int = 0, noise_scale: float = 1e-2) -> None:
+        super().__init__(model, seed)
+        if not 0 < noise_scale < math.inf:
+            raise ValueError(f"noise_scale must be a positive finite number, got {noise_scale}")
+        self.seed, self.noise_scale, self.steps = seed, noise_scale, 0
+
+    def get_extra_state(self) -> torch.Tensor:
+        return torch.tensor(self.steps)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.steps = int(state)
+
+    def noise(self, step: int, like: list[torch.Tensor]) -> list[torch.Tensor]:
+        """xi of ``step``: standard normal tensors shaped like the hidden layers' gates ``like`` [(B, *S_j)], in
+        their dtype and device; drawn in float64, so every dtype rounds the same draw."""
+        device = like[0].device
+        generator = torch.Generator(device=device).manual_seed(stream_seed(self.seed, NOISE_STREAM, step))
+        drawn = [torch.randn(m.shape, generator=generator, dtype=torch.float64, device=device) for m in like]
+        return [xi.to(m.dtype) for xi, m in zip(drawn, like, strict=True)]
+
+    def estimates(
+        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The directions u (B, K) and the credit estimates ``c^`` [(B, *S_j)] of this step's noise."""
+        batch, sigma = error.shape[0], self.noise_scale
+        if model.vectorized:
+            direction = error / error.norm(dim=1, keepdim=True).clamp_min(torch.finfo(error.dtype).tiny)
+        else:
+            direction = error.new_ones(batch, 1)
+        xis = self.noise(self.steps, [output.masks[i + 1] for i in model.weight_indices[:-1]])
+        noise = {}
+        for i, xi in zip(model.weight_indices[:-1], xis, strict=True):
+            shape = (batch, direction.shape[1], *[1] * (xi.dim() - 1))
+            noise[i] = sigma * xi.unsqueeze(1) * direction.view(shape)  # (B, K, *S)
+        clean = F.cross_entropy(output.logits, target, reduction="none")
+        change = F.cross_entropy(model.perturbed_logits(output.inputs[0], noise), target, reduction="none") - clean
+        scale = change / sigma
+        return direction, [scale.view(batch, *[1] * (xi.dim() - 1)) * xi for xi in xis]
+
+    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
+        direction, credits = self.estimates(model, output, error, target)
+        self.steps += 1
+        err, readout_credit = model.split_error(error)
+        *hidden, readout = model.weight_indices
+        for i, credit in zip(hidden, credits, strict=True):
+            model.layers[i].set_grads(output.inputs[i], direction / error.shape[0], credit)
+        model.layers[readout].set_grads(output.inputs[readout], err, readout_credit)
+
+    def hidden_signals(
+        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The credit estimates ``c^`` of the next step's noise (the step count is left as it is)."""
+        return self.estimates(model, output, error, target)[1]
