@@ -12,6 +12,12 @@ from sklearn.datasets import load_digits
 
 from gevb import ARCHITECTURES, RULES
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per pytest-xdist worker: workers share the cores, and torch's own threads would
+    # oversubscribe them (two threads slow down about 3x when another process holds a core)
+    torch.set_num_threads(1)
+
+
 def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:
     """The registered small variant of architecture ``name`` for inputs of ``channels`` channels."""
     return ARCHITECTURES[name].test_widths(channels)
@@ -19,7 +25,12 @@ def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:
 
 def valid_pairs() -> list[tuple[str, str]]:
     """Every (architecture, rule) pair the registries allow."""
-    return [(name, rule) for name, arch in ARCHITECTURES.items() for rule in RULES if arch.vectorized in RULES[rule].vectorized]
+    return [
+        (name, rule)
+        for name, arch in ARCHITECTURES.items()
+        for rule in RULES
+        if arch.vectorized in RULES[rule].vectorized
+    ]
 
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -103,7 +103,9 @@ def backward_weights(model, rule, params: dict[str, torch.Tensor]) -> dict[int, 
     """What each weight layer past the first sends its input gradient through: fa's fixed feedback, or
     sign-symmetry's ``sign(W) mean|W|`` from the current weights."""
     if rule.name == "fa":
-        return {i: getattr(rule, f"feedback_{i}").to(params[f"layers.{i}.weight"].dtype) for i in model.weight_indices[1:]}
+        return {
+            i: getattr(rule, f"feedback_{i}").to(params[f"layers.{i}.weight"].dtype) for i in model.weight_indices[1:]
+        }
     weights = {i: params[f"layers.{i}.weight"].detach() for i in model.weight_indices[1:]}
     return {i: torch.sign(w) * (w.abs() > 1e-6 * w.abs().mean()) * w.abs().mean() for i, w in weights.items()}
 

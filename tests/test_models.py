@@ -131,10 +131,8 @@ def test_odd_width_under_nonneg_names_the_layer(name):
     widths[1] += 1
     spec = build_model(name, (1, 8, 8), widths=widths, sign="mixed").spec  # fine unpaired
     second = [i for i, layer in enumerate(spec.layers) if hasattr(layer, "width")][1]
-    with pytest.raises(
-        ValueError,
-        match=rf"{name} layers\[{second}\] \({spec.layers[second].op}\): width {widths[1]} is odd.*even width or sign='mixed'",
-    ):
+    where = rf"{name} layers\[{second}\] \({spec.layers[second].op}\)"
+    with pytest.raises(ValueError, match=rf"{where}: width {widths[1]} is odd.*even width or sign='mixed'"):
         build_model(name, (1, 8, 8), widths=widths, sign="nonneg")
 
 
@@ -145,7 +143,10 @@ def test_odd_width_under_nonneg_names_the_layer(name):
         ({"name": "fc-vec", "widths": (8,)}, r"fc-vec has 2 hidden layers, so widths needs 2"),
         ({"name": "fc-vec", "sign": "positive"}, r"unknown sign regime 'positive'; use one of nonneg, mixed"),
         ({"name": "conv", "input_shape": (1, 28)}, r"input_shape must be \(C, H, W\)"),
-        ({"name": "conv-vec", "input_shape": (3, 4, 4)}, r"conv-vec layers\[4\] \(conv\): kernel 2 is larger than its 1x1"),
+        (
+            {"name": "conv-vec", "input_shape": (3, 4, 4)},
+            r"conv-vec layers\[4\] \(conv\): kernel 2 is larger than its 1x1",
+        ),
         ({"name": "fc", "num_classes": 1}, r"num_classes must be at least 2"),
     ],
 )
