@@ -13,9 +13,10 @@ from sklearn.datasets import load_digits
 from gevb import ARCHITECTURES, RULES
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # one torch thread per pytest-xdist worker: workers share the cores, and torch's own threads would
-    # oversubscribe them (two threads slow down about 3x when another process holds a core)
+    # one thread per pytest-xdist worker, for torch here and in the processes tests start: workers share
+    # the cores, and more threads would oversubscribe them (two slow down ~3x when a core is taken)
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:

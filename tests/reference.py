@@ -164,8 +164,14 @@ def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
     return grads
 
 
-def reference_steps(model, rule, initial: dict[str, torch.Tensor], batches, lr: float, dtype=torch.float64):
+def reference_steps(
+    model, rule, initial: dict[str, torch.Tensor], batches, lr: float, dtype=torch.float64, parts: int = 1
+):
     """Train a copy of ``initial`` (a state dict of ``model``) for the given ``(x, y)`` batches.
+
+    ``parts``: split every batch into that many contiguous slices and take the mean of their gradients
+    weighted by slice size, as data-parallel processes do (the same gradient for every rule but node
+    perturbation, whose processes each draw the step's noise for their own slice).
 
     Adam (``fused=False, foreach=False``), then the nonneg clamp of every weight past the first
     layer. Returns the final state as a dict of tensors in ``dtype``.
@@ -177,7 +183,10 @@ def reference_steps(model, rule, initial: dict[str, torch.Tensor], batches, lr: 
     optimizer = torch.optim.Adam([params[name] for name in trainable], lr=lr, fused=False, foreach=False)
     first = f"layers.{model.weight_indices[0]}.weight"
     for step, (x, y) in enumerate(batches):
-        grads = gradients(model, rule, params, x.to(dtype), y, step)
+        grads = {}
+        for xs, ys in zip(x.tensor_split(parts), y.tensor_split(parts), strict=True):
+            for name, grad in gradients(model, rule, params, xs.to(dtype), ys, step).items():
+                grads[name] = grads.get(name, 0) + grad * (len(ys) / len(y))
         for name in trainable:
             params[name].grad = grads[name]
         optimizer.step()

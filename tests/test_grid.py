@@ -52,6 +52,16 @@ def test_filters_keep_a_subset_and_reject_unknown_names():
         grid_runs(TrainConfig(), 0)
 
 
+def test_other_rules_join_the_grid_where_they_are_defined():
+    runs = grid_runs(TrainConfig(), seeds=1, models=["fc-vec", "fc"], rules=["bp", "fa", "drtp"], signs=["nonneg"])
+    assert names(runs) == [f"{m}-{r}-nonneg-seed0" for m in ("fc-vec", "fc") for r in ("bp", "fa", "drtp")]
+    assert names(grid_runs(TrainConfig(), 1, models=["fc"], rules=["gevb", "dfa"], signs=["mixed"])) == [
+        "fc-dfa-mixed-seed0"
+    ]
+    with pytest.raises(ValueError, match="unknown rule 'hebb' in --rules; choose from gevb, bp"):
+        grid_runs(TrainConfig(), 1, rules=["hebb"])
+
+
 def test_shards_cover_the_run_list_exactly_once(capsys, tmp_path):
     runs = grid_runs(paper_protocol("digits"), seeds=5)
     shards = [shard(runs, index, 3) for index in (1, 2, 3)]

@@ -54,3 +54,28 @@ def test_the_install_section_says_what_each_kind_of_user_downloads():
     assert "takes the CPU wheel" not in README
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in README
     assert "CUDA build" in README and "nvidia-*" in README
+
+
+def rule_rows(text: str, header: str) -> list[list[str]]:
+    """The rows of the Markdown table under ``header``: [name, networks, ...] with the backticks stripped."""
+    lines = text[text.index(header) :].splitlines()
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip().strip("`") for cell in line.strip("|").split("|")])
+    return rows
+
+
+def networks_of(rule) -> str:
+    kinds = {True: "vectorized", False: "conventional"}
+    return "both" if len(rule.vectorized) == 2 else kinds[rule.vectorized[0]]
+
+
+def test_the_rule_tables_list_every_registered_rule_and_where_it_is_defined():
+    from gevb.rules import RULES
+
+    rules_page = (ROOT / "docs/rules.md").read_text()
+    for rows in (rule_rows(README, "| Rule (`make_rule"), rule_rows(rules_page, "| rule | networks |")):
+        assert [row[0] for row in rows] == list(RULES)
+        assert [row[1] for row in rows] == [networks_of(rule) for rule in RULES.values()]

@@ -105,6 +105,23 @@ def test_cells_are_mean_sample_std_and_train_with_the_paper_beside():
     assert body[1][4] == "1.36"  # published BP in FC has train ~0: no bracket
 
 
+def test_every_other_rule_that_ran_gets_its_own_columns():
+    runs = [
+        fake_run("fc-vec", "gevb", "nonneg", 0, [(5.0, 6.0)], False),
+        fake_run("fc-vec", "fa", "nonneg", 0, [(2.0, 3.0)], False),
+        fake_run("fc", "node-perturbation", "mixed", 0, [(7.0, 8.0)], False),
+        fake_run("fc", "bp", "mixed", 0, [(1.0, 1.5)], False),
+    ]
+    text = render_table(result_rows(runs), "mnist")
+    header = [cell.strip() for cell in text.splitlines()[2].strip("|").split("|")]
+    titles = [f"{rule} {sign}" for sign in ("nonneg", "mixed") for rule in ("rule", "FA", "node perturbation", "BP")]
+    assert header == ["MNIST", *(cell for title in titles for cell in (title, "paper (Δ)"))]
+    fc_vec, fc = table_body(text)[:2]  # (ours, paper) per column
+    assert fc_vec[1] == "6.00 (5.00)" and fc_vec[3] == "3.00 (2.00)" and fc_vec[4] == "–"  # no published FA
+    assert fc[13] == "8.00 (7.00)" and fc[15] == "1.50 (1.00)" and fc[11] == "–"
+    assert "FA" not in render_table(result_rows(runs[:1]), "mnist").splitlines()[2]  # only the rules that ran
+
+
 def test_published_tables_are_the_papers():
     published = published_results()
     assert len(published) == 48

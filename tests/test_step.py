@@ -58,10 +58,11 @@ def engine_steps(trainer: Trainer) -> tuple[dict[str, torch.Tensor], list[torch.
     return initial, batches
 
 
-def reference_for(trainer: Trainer, initial, batches, dtype=torch.float64) -> dict[str, torch.Tensor]:
-    """The reference's state after the same steps from ``initial`` on the same batches."""
+def reference_for(trainer: Trainer, initial, batches, dtype=torch.float64, parts: int = 1) -> dict[str, torch.Tensor]:
+    """The reference's state after the same steps from ``initial`` on the same batches (split in ``parts``)."""
     train = trainer.data.train
-    return reference_steps(trainer.model, trainer.rule, initial, [(train.x[b], train.y[b]) for b in batches], LR, dtype)
+    batches = [(train.x[b], train.y[b]) for b in batches]
+    return reference_steps(trainer.model, trainer.rule, initial, batches, LR, dtype, parts)
 
 
 def engine_and_reference(trainer: Trainer, dtype=torch.float64):
@@ -160,12 +161,15 @@ def test_the_engine_steps_correctly_on_a_users_permuted_gradients(monkeypatch):
 
 
 PARALLEL_CASES = [("lc-vec", "gevb", "nonneg", (1, 8, 8)), ("conv-vec", "bp", "mixed", (1, 8, 12)),
-                  ("lc", "dfa", "nonneg", (3, 16, 8)), ("fc", "bp-autograd", "nonneg", (3, 8, 8))]  # fmt: skip
+                  ("lc", "dfa", "nonneg", (3, 16, 8)), ("fc", "bp-autograd", "nonneg", (3, 8, 8)),
+                  ("conv", "fa", "mixed", (1, 8, 12)), ("lc-vec", "sign-symmetry", "nonneg", (1, 8, 8)),
+                  ("fc-vec", "drtp", "mixed", (3, 8, 8)), ("conv-vec", "node-perturbation", "nonneg", (1, 8, 8)),
+                  ("fc", "node-perturbation", "mixed", (3, 16, 8))]  # fmt: skip
 
 
 def test_two_gloo_processes_step_like_the_single_process_reference(tmp_path):
     """Data parallel (each process half of every batch, gradients averaged in one all-reduce) in float64
-    against the one-process reference, to 1e-9 relative."""
+    against the one-process reference of the same halves, to 1e-9 relative."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                str(Path(__file__).with_name("parallel_steps.py")), str(tmp_path)]  # fmt: skip
     done = subprocess.run(
@@ -176,7 +180,7 @@ def test_two_gloo_processes_step_like_the_single_process_reference(tmp_path):
         saved = torch.load(tmp_path / f"case{index}.pt", weights_only=True)
         assert saved["processes"] == 2
         trainer = engine(arch, rule, sign, shape, torch.float64)  # the same model, rule and data, one process
-        expected = reference_for(trainer, saved["initial"], saved["batches"])
+        expected = reference_for(trainer, saved["initial"], saved["batches"], parts=2)
         for name, value in saved["final"].items():
             assert not torch.equal(value, saved["initial"][name]), f"{arch} {rule}: {name} did not move"
             torch.testing.assert_close(value, expected[name], rtol=1e-9, atol=ATOL, msg=f"{arch} {rule} {sign}: {name}")

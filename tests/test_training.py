@@ -34,7 +34,10 @@ def assert_same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize(("model", "rule"), [("fc-vec", "gevb"), ("conv", "dfa"), ("lc-vec", "bp")])
+@pytest.mark.parametrize(
+    ("model", "rule"),
+    [("fc-vec", "gevb"), ("conv", "dfa"), ("lc-vec", "bp"), ("conv-vec", "fa"), ("fc", "node-perturbation")],
+)
 def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, model, rule):
     straight, split = tmp_path / "straight", tmp_path / "split"
     config = small(model, rule, epochs=4, lr=3e-3)

@@ -41,7 +41,8 @@ def column_kind(model: str, rule: str) -> str:
 def table_columns(rules: Iterable[str]) -> tuple[tuple[str, str], ...]:
     """(kind, sign) columns for a table of runs of ``rules``: per sign, the paper's "rule" (GEVB or DFA by
     row), every other rule that ran in registry order, then "bp"; with only the paper's rules, ``COLUMNS``."""
-    others = [name for name in RULES if name in set(rules) and name not in GRID_RULES]
+    ran = set(rules)
+    others = [name for name in RULES if name in ran and name not in GRID_RULES]
     return tuple((kind, sign) for sign in SIGNS for kind in ("rule", *others, "bp"))
 
 
