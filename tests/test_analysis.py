@@ -65,8 +65,10 @@ def test_measuring_leaves_parameters_and_grads_as_they_were(batch):
         assert torch.equal(param, value) and torch.equal(param.grad, grad)
 
 
-def test_tracking_alignment_records_angles_and_does_not_change_training(tmp_path):
-    config = TrainConfig(model="conv", rule="dfa", widths=list(small_widths("conv")), epochs=2, device="cpu")
+@pytest.mark.parametrize(("model", "rule"), [("conv", "dfa"), ("fc-vec", "node-perturbation")])
+def test_tracking_alignment_records_angles_and_does_not_change_training(tmp_path, model, rule):
+    """Also for a rule with state that measuring uses (node perturbation's noise stream)."""
+    config = TrainConfig(model=model, rule=rule, widths=list(small_widths(model)), epochs=2, device="cpu")
     plain = Trainer(config)
     plain.fit()
     tracked = Trainer(config.replace(track_alignment=True), out=tmp_path / "run")
@@ -77,7 +79,8 @@ def test_tracking_alignment_records_angles_and_does_not_change_training(tmp_path
     assert [record["epoch"] for record in records] == [0, 1, 2]
     for record in records:
         signal, update = record["alignment"]["signal_deg"], record["alignment"]["update_deg"]
-        assert list(signal) == ["conv1", "conv2", "fc1"] and len(update) == 4
+        expected = ["conv1", "conv2", "fc1"] if model == "conv" else ["fc1", "fc2"]
+        assert list(signal) == expected and list(update) == [*expected, "readout"]
         assert all(0 <= angle <= 180 for angle in [*signal.values(), *update.values()])
 
 

@@ -4,6 +4,8 @@ network from a file trained, evaluated and resumed through the command line."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,15 +17,13 @@ from gevb.models import Architecture, ArchitectureSpec, register_architecture
 from gevb.models.architectures import ARCHITECTURES as REGISTRY
 from gevb.models.specs import Conv, Flatten, Linear, Pool, read_spec, spec_yaml
 
-MY_NET = """\
-name: my-net
-vectorized: true
-layers:
-  - {op: conv, width: 8, kernel: 3, padding: 1}
-  - {op: pool}
-  - {op: flatten}
-  - {op: linear, width: 16}
-"""
+ROOT = Path(__file__).resolve().parents[1]
+MY_NET = (ROOT / "examples/my-net.yaml").read_text()
+
+
+def test_the_documented_example_is_the_example_file():
+    docs = (ROOT / "docs/architectures.md").read_text()
+    assert re.findall(r"```yaml\n(.*?)```", docs, flags=re.S)[0] == MY_NET
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -49,7 +49,7 @@ def test_every_registered_spec_round_trips_through_yaml_and_builds_the_same_netw
         (MY_NET.replace("op: pool", "op: maxpool"), r"layers\[1\]: unknown op 'maxpool'; use one of linear, conv"),
         (MY_NET.replace("kernel: 3, ", ""), r"layers\[0\] \(conv\): needs width, kernel"),
         (MY_NET.replace("padding: 1", "dilation: 2"), r"layers\[0\] \(conv\): unknown key 'dilation'"),
-        (MY_NET.replace("width: 16", "width: -4"), r"layers\[3\] \(linear\): width must be a positive integer"),
+        (MY_NET.replace("width: 64", "width: -4"), r"layers\[3\] \(linear\): width must be a positive integer"),
         (MY_NET.replace("vectorized: true", "vectorized: maybe"), r"vectorized must be true"),
         (MY_NET.replace("layers:", "blocks:"), r"unknown key 'blocks'"),
         ("name: x\nvectorized: true\nlayers: []\n", r"layers must be a non-empty list"),
