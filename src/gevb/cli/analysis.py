@@ -9,11 +9,11 @@ from gevb.analysis.clusters import cluster_quality
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
 from gevb.build import build_run, load_run
-from gevb.cli.common import DATASET_METAVAR, add_data_flags, emitters, save_figure, widths_list
+from gevb.cli.common import DATASET_METAVAR, MODEL_METAVAR, add_data_flags, emitters, save_figure, widths_list
 from gevb.config import TrainConfig
 from gevb.files import json_text
 from gevb.init import SIGNS
-from gevb.models import ARCHITECTURES, architecture_names, build_model
+from gevb.models import architecture_names, build_model
 from gevb.models.summary import summary_rows, summary_text
 from gevb.paper import broadcast_rule, dataset_title
 from gevb.rules import RULES
@@ -167,7 +167,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Checks a saved run, or a fresh model built from the flags.",
     )
     sign.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
-    sign.add_argument("--model", default="fc-vec", choices=ARCHITECTURES, help="fresh model (default: fc-vec)")
+    sign.add_argument("--model", default="fc-vec", metavar=MODEL_METAVAR, help="fresh model (default: fc-vec)")
     sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
     sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     sign.add_argument("--seed", type=int, default=0, help="fresh model's seed (default: 0)")
@@ -188,7 +188,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "class count: name, class, output shape of one example and trained parameters.",
     )  # fmt: skip
     summary.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
-    summary.add_argument("--model", default="fc-vec", choices=ARCHITECTURES, help="fresh model (default: fc-vec)")
+    summary.add_argument("--model", default="fc-vec", metavar=MODEL_METAVAR, help="fresh model (default: fc-vec)")
     summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     summary.add_argument("--widths", type=widths_list, metavar="N,N,...", help="hidden widths (default: the paper's)")
     summary.add_argument(

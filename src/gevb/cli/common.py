@@ -14,6 +14,7 @@ from gevb.data import DATASETS
 from gevb.files import atomic_file
 
 DATASET_METAVAR = "|".join(DATASETS) + "|FILE.npz"  # what every --dataset takes
+MODEL_METAVAR = "NAME|FILE.yaml"  # a registered architecture or a file describing one (docs/architectures.md)
 
 
 class Parser(argparse.ArgumentParser):

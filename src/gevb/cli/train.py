@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from gevb.cli.common import DATASET_METAVAR, add_data_flags, emitters, widths_list
+from gevb.cli.common import DATASET_METAVAR, MODEL_METAVAR, add_data_flags, emitters, widths_list
 from gevb.config import LR_SCHEDULES, NONFINITE_POLICIES, OPTIMIZERS, TrainConfig, config_from_mapping, read_overrides
 from gevb.distributed import is_main_process
 from gevb.evaluation import evaluate_run
@@ -26,7 +26,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     flags: dict[str, dict[str, Any]] = {
         "dataset": {"metavar": DATASET_METAVAR},
         "model": {
-            "metavar": "NAME|FILE.yaml",
+            "metavar": MODEL_METAVAR,
             "help": f"{', '.join(ARCHITECTURES)}, or a YAML file describing a network (docs/architectures.md)",
         },
         "rule": {"choices": tuple(RULES), "help": "learning rule (docs/rules.md; bp-autograd is the reference BP)"},
