@@ -31,6 +31,7 @@ from gevb import build_model, keep_freed_memory, make_rule, train_step
 from gevb.build import make_optimizer
 from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
 from gevb.layers.base import matmul_nt, onednn_matmul
+from gevb.models.architectures import counterpart
 from gevb.provenance import provenance
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -255,7 +256,7 @@ def main() -> None:
         y = torch.randint(0, 10, (args.batch_size,), device=device)
         for name in args.models.split(","):
             vectorized = build_model(name, shape, 10, "nonneg", device=device)
-            conventional = build_model(name.removesuffix("-vec"), shape, 10, "nonneg", device=device)
+            conventional = build_model(counterpart(name), shape, 10, "nonneg", device=device)
             vec = bench_vectorized(vectorized, x, y, device, args.repeats)
             results[f"{dataset}/{name}"] = {
                 "vectorized": vec,

@@ -15,7 +15,7 @@ from gevb.analysis.report import result_rows
 from gevb.cli import main
 from gevb.config import TrainConfig
 from gevb.grid import GridRun, grid_runs, parse_shard, run_grid, run_status, shard
-from gevb.paper import GRID_MODELS, paper_protocol
+from gevb.paper import GRID_MODELS, broadcast_rule, paper_protocol
 from gevb.runs import collect_runs
 
 
@@ -32,7 +32,7 @@ def test_the_grid_is_24_configurations_per_seed_with_the_paper_protocol():
     configs = {(r.config.model, r.config.rule, r.config.sign) for r in runs}
     assert len(configs) == 24
     for model in GRID_MODELS:
-        broadcast = "gevb" if model.endswith("-vec") else "dfa"
+        broadcast = broadcast_rule(model)
         assert {(rule, sign) for m, rule, sign in configs if m == model} == {
             (broadcast, "nonneg"), ("bp", "nonneg"), (broadcast, "mixed"), ("bp", "mixed")
         }  # fmt: skip

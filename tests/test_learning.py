@@ -14,7 +14,7 @@ import torch
 
 from conftest import digits_tensors as digits
 from conftest import valid_pairs
-from gevb import build_model, make_rule, train_step
+from gevb import ARCHITECTURES, build_model, make_rule, train_step
 from gevb.alignment import measure_alignment
 from gevb.init import SIGNS
 from gevb.rules import loss_and_error
@@ -55,7 +55,7 @@ def training_loss(model) -> float:
 def trained(arch: str, rule_name: str, sign: str, readout_only: bool = False):
     """(model, rule, start loss, end loss) after ``STEPS`` steps; ``readout_only``: Adam gets the readout alone."""
     x, y = digits()
-    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[arch.split("-")[0]], seed=0)
+    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=0)
     rule = make_rule(rule_name, model, seed=0)
     optimizer = torch.optim.Adam((model.layers[-1] if readout_only else model).parameters(), lr=LR)
     generator = torch.Generator().manual_seed(0)

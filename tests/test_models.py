@@ -11,6 +11,7 @@ from torch.testing import assert_close
 from conftest import small_widths
 from gevb import ARCHITECTURES, build_model
 from gevb.layers import TGate, VecFlatten, WeightLayer
+from gevb.models import architecture_names
 
 F64 = {"dtype": torch.float64}
 
@@ -31,7 +32,7 @@ PAPER_FLATTEN = {("conv", 1): 1568, ("conv", 3): 1024, ("lc", 1): 1568, ("lc", 3
 @pytest.mark.parametrize("input_shape", [(1, 28, 28), (3, 32, 32)])
 def test_paper_layer_sizes(name, input_shape):
     model = build_model(name, input_shape, 10, "mixed")
-    family, vectorized = name.split("-")[0], name.endswith("-vec")
+    family, vectorized = ARCHITECTURES[name].family, ARCHITECTURES[name].vectorized
     key = (family, input_shape[0])
     expected = list(PAPER_SHAPES[key])
     if key == ("lc", 3) and not vectorized:
@@ -188,7 +189,7 @@ def paired_blocks(w: torch.Tensor) -> None:
     assert (w[0::2, 0::2] * w[0::2, 1::2]).abs().max() == 0 and w.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", [name for name in ARCHITECTURES if not name.endswith("-vec")])
+@pytest.mark.parametrize("name", architecture_names(vectorized=False))
 def test_conventional_nonneg_readout_pairs_its_class_rows_as_published(name):
     """docs/method.md §3 (a): the num_classes-row readout is ON/OFF-initialized like a hidden layer."""
     model = build_model(name, (1, 8, 8), 10, "nonneg", widths=small_widths(name), seed=2, **F64)

@@ -10,6 +10,7 @@ from torch.testing import assert_close
 
 from conftest import small_widths
 from gevb import ARCHITECTURES, build_model, make_rule, train_step
+from gevb.paper import broadcast_rule
 from gevb.rules import loss_and_error
 
 F64 = {"dtype": torch.float64}
@@ -196,7 +197,7 @@ def test_sign_matching_survives_training(digits):
 @pytest.mark.parametrize("name", ["fc-vec", "conv-vec", "lc-vec", "fc", "conv"])
 def test_nonneg_constraint_holds_through_training(name, digits):
     x, y = digits
-    rule_name = "gevb" if name.endswith("-vec") else "dfa"
+    rule_name = broadcast_rule(name)
 
     def train(constrained: bool):
         model = build_model(name, (1, 8, 8), 10, "nonneg", widths=small_widths(name), seed=0)

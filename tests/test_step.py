@@ -15,6 +15,7 @@ import torch
 import gevb.layers.local as local
 import gevb.rules.base as base
 from conftest import small_widths, valid_pairs
+from gevb import ARCHITECTURES
 from gevb.config import TrainConfig
 from gevb.data import Dataset, Split
 from gevb.rules import BP
@@ -85,7 +86,7 @@ def triples():
 @pytest.mark.parametrize(("arch", "rule", "sign"), triples())
 def test_engine_steps_equal_reference_steps_in_float64(arch, rule, sign, shape, monkeypatch):
     """float64, relative 1e-9: the same arithmetic up to summation order."""
-    if arch.startswith("lc"):
+    if ARCHITECTURES[arch].family == "lc":
         monkeypatch.setattr(local, "ROW_GEMM_MIN_INNER", 1)  # inner LC layers take the row GEMMs at any width
     trainer = engine(arch, rule, sign, shape, torch.float64)
     got, initial, expected = engine_and_reference(trainer)

@@ -19,6 +19,7 @@ from gevb.alignment import measure_alignment
 from gevb.build import resolve_device
 from gevb.data import load_dataset
 from gevb.models import ARCHITECTURES, architecture_names, build_model
+from gevb.models.architectures import counterpart
 from gevb.rules import make_rule
 
 DEFAULT_WIDTHS = {"fc": (64, 128, 256, 512, 1024, 2048), "conv": (16, 32, 64, 128, 256), "lc": (16, 32, 64, 128)}
@@ -29,8 +30,7 @@ def networks(model: str) -> dict[str, tuple[str, str, str]]:
     if model not in architecture_names(vectorized=True):
         names = ", ".join(architecture_names(vectorized=True))
         raise ValueError(f"width-scaling needs a registered vectorized model ({names}), got {model!r}")
-    family = ARCHITECTURES[model].family
-    conventional = next(name for name in architecture_names(vectorized=False) if ARCHITECTURES[name].family == family)
+    conventional = counterpart(model)
     return {
         "gevb-nonneg": (model, "gevb", "nonneg"),
         "gevb-mixed": (model, "gevb", "mixed"),

@@ -75,6 +75,15 @@ def architecture_names(vectorized: bool | None = None) -> list[str]:
     return [name for name, arch in ARCHITECTURES.items() if vectorized is None or arch.vectorized == vectorized]
 
 
+def counterpart(name: str) -> str:
+    """The registered network of the same family and the other kind (``fc`` for ``fc-vec`` and back)."""
+    arch = ARCHITECTURES[name]
+    for other in ARCHITECTURES.values():
+        if other.family == arch.family and other.vectorized != arch.vectorized:
+            return other.name
+    raise ValueError(f"architecture {name!r} has no registered counterpart of the other kind")
+
+
 def fc_layers(channels: int) -> tuple[LayerSpec, ...]:
     if channels == 1:  # MNIST: 784 -> 1024 -> 512 -> readout
         return Linear(1024), Linear(512)
