@@ -114,21 +114,29 @@ def test_a_folder_holding_a_different_run_stops_the_grid_before_training(tmp_pat
         run_grid(grid_runs(TrainConfig(dataset="digits", epochs=3, eval_every=2, device="cpu"), 1), out)
 
 
-def test_killed_grid_resumes_without_repeating_finished_runs(tmp_path):
-    """SIGKILL the command once its first run has finished; restart; the grid ends equal to an uninterrupted one."""
+def checkpoint_stamps(out: Path) -> dict[str, int]:
+    return {path.parent.name: path.stat().st_mtime_ns for path in out.glob("*/checkpoint.pt")}
+
+
+def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_path):
+    """SIGKILL ``--jobs 2`` once its first run has finished: its job processes stop too; restart; the grid ends
+    equal to an uninterrupted ``--jobs 1`` one (fully connected networks compute the same with 1 or 2 threads)."""
     reference = tmp_path / "reference"
     assert main(grid_argv(reference, "--quiet")) == 0
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "gevb", *grid_argv(out, "--quiet")]
+    command = [sys.executable, "-m", "gevb", *grid_argv(out, "--quiet", "--jobs", "2")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not result_stamps(out) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    before = result_stamps(out)
+    time.sleep(1.0)  # a job notices within half a second that the grid has gone, and ends
+    before, checkpoints = result_stamps(out), checkpoint_stamps(out)
     assert 1 <= len(before) < 8, "the kill should land mid-grid"
-    assert main(grid_argv(out, "--quiet")) == 0
+    time.sleep(2.0)  # an orphaned job would go on writing its run folder
+    assert result_stamps(out) == before and checkpoint_stamps(out) == checkpoints
+    assert main(grid_argv(out, "--quiet", "--jobs", "2")) == 0
     after = result_stamps(out)
     assert len(after) == 8 and all(after[name] == stamp for name, stamp in before.items())
 

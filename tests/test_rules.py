@@ -236,8 +236,9 @@ def test_bad_targets_are_clear_errors():
     rule, x = make_rule("gevb", model), torch.zeros(3, 1, 8, 8)
     with pytest.raises(ValueError, match=r"target must be a \(3,\) tensor of integer class labels"):
         rule.set_grads(model, model.trace(x), torch.zeros(3, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
-        rule.set_grads(model, model.trace(x), torch.tensor([0, 10, 2]))
+        train_step(model, rule, optimizer, x, torch.tensor([0, 10, 2]))
     with torch.no_grad():
         output = model.trace(x)
     with pytest.raises(ValueError, match="bp-autograd needs a forward pass recorded by autograd"):

@@ -392,3 +392,17 @@ def test_patience_stops_on_validation_loss_and_never_looks_at_test(tmp_path):
     scrambled = Split(data.test.x, data.test.y.roll(1))  # another test split: the stop must not move
     other = Trainer(config, data=dataclasses.replace(data, test=scrambled)).fit()
     assert other["epochs"] == result["epochs"] and other["test_error"] != result["test_error"]
+
+
+def test_a_cpu_run_never_touches_cuda_random_state(tmp_path, monkeypatch):
+    """Checkpoints hold the RNG of the run's own device only: a CPU run on a GPU node creates no CUDA context."""
+
+    def no_cuda(*args, **kwargs):
+        raise AssertionError("a CPU run touched CUDA's random state")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name in ("get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all"):
+        monkeypatch.setattr(torch.cuda, name, no_cuda)
+    train(small(epochs=1), tmp_path / "run")
+    assert "cuda" not in load_checkpoint(tmp_path / "run/checkpoint.pt")["rng"]
+    assert train(small(epochs=2), tmp_path / "run", resume=True)["epochs"] == 2

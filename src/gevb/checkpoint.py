@@ -79,8 +79,10 @@ def load_module_state(module: nn.Module, state: dict[str, torch.Tensor], what: s
     module.load_state_dict(state)
 
 
-def capture_rng(batch_order: torch.Generator) -> dict[str, Any]:
-    """Every random state a run touches: Python, NumPy, torch (CPU, CUDA) and the batch-order generator."""
+def capture_rng(batch_order: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """Every random state a run touches: Python, NumPy, torch's CPU generator, the batch-order generator
+    and, for a run on a GPU, that GPU's generator only (asking for every GPU's state would create a CUDA
+    context on each, also for a CPU run on a GPU node)."""
     _, keys, position, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -88,18 +90,18 @@ def capture_rng(batch_order: torch.Generator) -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "batch_order": batch_order.get_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict[str, Any], batch_order: torch.Generator) -> None:
-    """Inverse of ``capture_rng``."""
+def restore_rng(state: dict[str, Any], batch_order: torch.Generator, device: torch.device) -> None:
+    """Inverse of ``capture_rng`` (a CUDA state saved as one tensor goes back to ``device``)."""
     random.setstate(state["python"])
     numpy_state = state["numpy"]
     keys = numpy_state["keys"].numpy().astype(np.uint32)
     np.random.set_state(("MT19937", keys, numpy_state["pos"], *numpy_state["gauss"]))
     torch.set_rng_state(state["torch"])
     batch_order.set_state(state["batch_order"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type == "cuda" and isinstance(state.get("cuda"), torch.Tensor):
+        torch.cuda.set_rng_state(state["cuda"], device)

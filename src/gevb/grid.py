@@ -10,7 +10,13 @@ finished runs and resuming unfinished ones, so the command can be killed and res
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,42 +114,102 @@ def run_status(out: Path, run: GridRun) -> str:
     return "partial" if folder.checkpoint_path.exists() else "new"
 
 
+def job_config(config: TrainConfig, jobs: int) -> TrainConfig:
+    """A run's config as one of ``jobs`` concurrent runs: on the CPU, with its share of the cores as torch
+    threads (unless the config sets them), so that the jobs do not oversubscribe the cores."""
+    if jobs == 1 or config.threads is not None or resolve_device(config.device).type != "cpu":
+        return config
+    return config.replace(threads=max(1, (os.cpu_count() or 1) // jobs))
+
+
+def train_run(config: TrainConfig, path: Path, progress: bool = False, data=None) -> dict[str, Any]:
+    """Train (or resume) one run in ``path``; a non-finite stop is a result ``{"error", "config"}``."""
+    try:
+        return Trainer(config, path, resume=True, progress=progress, data=data).fit()
+    except NonFiniteError as error:  # one diverging run does not stop the grid
+        return {"error": str(error), "config": config.to_dict()}
+
+
+def job_context() -> multiprocessing.context.BaseContext:
+    """Where job processes come from: a fork server that has imported gevb (and torch) once but run no
+    torch kernel, so jobs start in milliseconds without inheriting a thread pool; ``spawn`` elsewhere."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["gevb.grid"])
+    return context
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a job process: end when the grid's process has gone (killed), so that no orphan keeps writing
+    a run folder a restarted grid is about to resume."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)  # signal 0: only asks whether the process exists
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def run_grid(
     runs: Sequence[GridRun],
     out: str | Path,
     log: Callable[[str], None] = lambda line: None,
     progress: bool = False,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Train every unfinished run of ``runs`` in ``out/<name>`` (resuming partial ones); return all results.
 
     A run that stops at a non-finite loss or weight gets ``{"error": message, "config": ...}`` and
-    the grid goes on. The data set is read once. Every folder is checked before any training starts, so a folder
-    holding a different run stops the command before it spends time.
+    the grid goes on. Every folder is checked before any training starts, so a folder holding a
+    different run stops the command before it spends time. ``jobs``: how many runs train at once, each
+    in its own process (``job_config``'s share of the CPU threads); one job reads the data set once and
+    trains in this process. Results come back in ``runs``' order either way.
     """
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out)
     statuses = [run_status(out, run) for run in runs]
-    todo = statuses.count("new") + statuses.count("partial")
-    log(f"{len(runs)} runs: {len(runs) - todo} finished, {todo} to train, in {out}")
-    data, results, number = None, [], 0
-    for run, status in zip(runs, statuses, strict=True):
-        folder = RunFolder(out / run.name)
-        if status == "done":
-            results.append(folder.read_result())
-            continue
-        if data is None:
-            config = run.config
-            data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
-        number += 1
-        counter = f"[{number}/{todo}] {run.name}"
-        try:
-            result = Trainer(run.config, folder.path, resume=True, progress=progress, data=data).fit()
-        except NonFiniteError as error:  # one diverging run does not stop the grid
-            results.append({"error": str(error), "config": run.config.to_dict()})
-            log(f"{counter}: {error}")
-            continue
-        results.append(result)
-        log(
-            f"{counter}: test {result['test_error']:.2f}% (train {result['train_error']:.2f}%), "
-            f"{result['epochs']} epochs, {result['seconds']:.1f} s"
-        )
-    return results
+    todo = [i for i, status in enumerate(statuses) if status != "done"]
+    log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}")
+    results: dict[int, dict[str, Any]] = {
+        i: RunFolder(out / run.name).read_result() for i, run in enumerate(runs) if statuses[i] == "done"
+    }
+
+    def report(number: int, i: int, result: dict[str, Any]) -> None:
+        results[i] = result
+        counter = f"[{number}/{len(todo)}] {runs[i].name}"
+        if "error" in result:
+            log(f"{counter}: {result['error']}")
+        else:
+            log(
+                f"{counter}: test {result['test_error']:.2f}% (train {result['train_error']:.2f}%), "
+                f"{result['epochs']} epochs, {result['seconds']:.1f} s"
+            )
+
+    if jobs == 1 or len(todo) <= 1:
+        data = None
+        for number, i in enumerate(todo, 1):
+            config = runs[i].config
+            if data is None:
+                data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
+            report(number, i, train_run(config, out / runs[i].name, progress, data))
+    else:
+        context = job_context()
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+        ) as pool:
+            futures = {pool.submit(train_run, job_config(runs[i].config, jobs), out / runs[i].name): i for i in todo}
+            try:
+                for number, future in enumerate(as_completed(futures), 1):
+                    report(number, futures[future], future.result())
+            except BrokenProcessPool:
+                raise OSError(
+                    "a job process ended abruptly (killed, or out of memory); finished runs are kept: run the "
+                    "same command again to resume, with fewer --jobs if memory ran out"
+                ) from None
+    return [results[i] for i in range(len(runs))]

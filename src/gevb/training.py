@@ -118,7 +118,7 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(checkpoint["schedule"])
-        restore_rng(checkpoint["rng"], self.batch_order)
+        restore_rng(checkpoint["rng"], self.batch_order, self.device)
         self.epoch, self.seconds = checkpoint["epoch"], checkpoint["seconds"]
         self.stopped_early, self.last_eval = checkpoint["stopped_early"], checkpoint["last_eval"]
         self.best_loss = checkpoint.get("best_loss", math.inf)
@@ -139,7 +139,7 @@ class Trainer:
             "rule": self.rule.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "rng": capture_rng(self.batch_order),
+            "rng": capture_rng(self.batch_order, self.device),
         }
 
     @property
@@ -154,8 +154,8 @@ class Trainer:
             local = local_part(index, self.group)
             self.batch_share = len(local) / len(index)
             if len(local):
-                loss = train_step(
-                    self.model, self.rule, self.optimizer, train.x[local], train.y[local], self.before_step
+                loss = train_step(  # labels were checked when the data set was built
+                    self.model, self.rule, self.optimizer, train.x[local], train.y[local], self.before_step, False
                 )
             else:
                 loss = self.idle_step()

@@ -47,7 +47,7 @@ CSV_FIELDS = (
 )  # fmt: skip
 CELL_FIELDS = ("dataset", "model", "rule", "sign")  # where a run goes in the tables
 # Fields that do not change what a run computes; runs that differ only in these (and the seed) pool.
-POOLING_IGNORES = ("seed", "device", "data_dir", "download", "eval_batch_size", "track_alignment")
+POOLING_IGNORES = ("seed", "device", "data_dir", "download", "eval_batch_size", "track_alignment", "threads")
 PAPER = "the paper's protocol"
 
 

@@ -36,7 +36,8 @@ def command_reproduce(args: argparse.Namespace) -> int:
             print(f"{run.name}\t{run_status(out, run)}")
         return 0
     log, _ = emitters(False, args.quiet)
-    results = run_grid(runs, out, log=log, progress=not args.quiet and sys.stderr.isatty())
+    progress = not args.quiet and sys.stderr.isatty() and args.jobs == 1
+    results = run_grid(runs, out, log=log, progress=progress, jobs=args.jobs)
     print_report(write_report(out), args.quiet)
     failed = [result for result in results if "error" in result]
     if failed:
@@ -86,6 +87,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     grid.add_argument(
         "--track-alignment", action=argparse.BooleanOptionalAction, default=True,
         help="record each layer's angle to BP at every evaluation (default: on)",
+    )  # fmt: skip
+    grid.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="train N runs at once, each in its own process with its share of the CPU threads (default: 1)",
     )  # fmt: skip
     grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N interleaved slices (default: all)")
     grid.add_argument("--list", action="store_true", help="print the runs and their status, train nothing")

@@ -59,6 +59,24 @@ class Dataset:
     source: str  # the folder read, or "scikit-learn", for logs
     val: Split | None = None  # carved from the training split by ``with_validation``
 
+    def __post_init__(self) -> None:
+        """Labels are checked here, once per data set, so that no training step has to (a range check on
+        a GPU tensor is a host-device synchronization)."""
+        for part, split in (("train", self.train), ("test", self.test), ("val", self.val)):
+            if split is None or not len(split):
+                continue
+            y = split.y
+            if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+                raise ValueError(f"{self.name}: {part} labels must be integers, got {y.dtype}")
+            if y.device.type == "meta":  # shapes only, no values to check
+                continue
+            low, high = (int(value) for value in torch.aminmax(y))
+            if low < 0 or high >= self.num_classes:
+                raise ValueError(
+                    f"{self.name}: {part} labels lie in [{low}, {high}], outside [0, {self.num_classes}); "
+                    "set num_classes to the label count"
+                )
+
 
 def with_validation(data: Dataset, fraction: float, seed: int) -> Dataset:
     """``data`` with a random ``fraction`` of its training split (at least one example) moved to ``val``.

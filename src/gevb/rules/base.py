@@ -54,18 +54,24 @@ def make_rule(name: str, model: Network, seed: int = 0, **options) -> Rule:
     return rule(model, seed=seed, **{key: value for key, value in options.items() if key in rule.options})
 
 
+def check_labels(target: torch.Tensor, classes: int) -> None:
+    """Raise ValueError unless every label lies in [0, classes). Reads the labels back to the host (one
+    synchronization on a GPU), so the engine checks a data set once when it is loaded instead."""
+    if len(target) and (int(target.min()) < 0 or int(target.max()) >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}); build the model with num_classes = the label count")
+
+
 def loss_and_error(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean softmax cross-entropy and the per-example output error ``e = softmax(y) - onehot``.
 
-    logits: (B, C) float; target: (B,) integer labels in [0, C). Returns (scalar, (B, C)).
+    logits: (B, C) float; target: (B,) integer labels in [0, C) (their range is ``check_labels``'s job;
+    the shape and dtype are checked here, without reading the values). Returns (scalar, (B, C)).
     """
     batch, classes = logits.shape
     if target.shape != (batch,) or target.dtype.is_floating_point or target.dtype == torch.bool:
         raise ValueError(
             f"target must be a ({batch},) tensor of integer class labels, got {tuple(target.shape)} {target.dtype}"
         )
-    if batch and (int(target.min()) < 0 or int(target.max()) >= classes):
-        raise ValueError(f"labels must lie in [0, {classes}); build the model with num_classes = the label count")
     log_probs = F.log_softmax(logits, dim=1)
     loss = F.nll_loss(log_probs, target)
     error = log_probs.exp()
@@ -197,6 +203,7 @@ def train_step(
     x: torch.Tensor,
     target: torch.Tensor,
     before_step: Callable[[torch.Tensor], bool] | None = None,
+    check: bool = True,
 ) -> torch.Tensor:
     """One update: forward, ``rule.set_grads``, ``optimizer.step()``, ``model.apply_constraint()``.
 
@@ -204,8 +211,12 @@ def train_step(
 
     x: (B, *input_shape); target: (B,). ``before_step(loss)``, if given, runs once the gradients are
     set; it may change them (e.g. average them across processes) and returns False to skip the
-    update. Returns the batch's mean loss before the step.
+    update. ``check``: check the labels' range first (``check_labels``); the engine passes False,
+    its data sets having been checked when loaded, so that a step never waits for the device.
+    Returns the batch's mean loss before the step (a device tensor).
     """
+    if check:
+        check_labels(target, model.num_classes)
     with torch.set_grad_enabled(rule.needs_graph):
         output = model.trace(x)
     loss = rule.set_grads(model, output, target)
