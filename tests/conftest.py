@@ -19,6 +19,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+NO_CUDA = "no CUDA device here: this check runs where one is (benchmarks/gpu_check.sh runs it on a GPU)"
+# Tests of the engine's numerics take a device: the CPU always, CUDA when present (a skip, never a failure,
+# without one: GEVB_REQUIRE_DATA is about data, not devices).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA))]
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+
+
 def small_widths(name: str, channels: int = 1) -> tuple[int, ...]:
     """The registered small variant of architecture ``name`` for inputs of ``channels`` channels."""
     return ARCHITECTURES[name].test_widths(channels)

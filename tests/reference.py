@@ -21,7 +21,7 @@ from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, V
 
 def expanded(x: torch.Tensor, k: int) -> torch.Tensor:
     """(B, D) or (B, C, H, W) -> (B, K, K*D) or (B, K, K*C, H, W): input (k', d) is ``x_d e_k'``."""
-    eye = torch.eye(k, dtype=x.dtype)
+    eye = torch.eye(k, dtype=x.dtype, device=x.device)
     if x.dim() == 2:
         return torch.einsum("kj,bd->bkjd", eye, x).flatten(2)
     return torch.einsum("kj,bchw->bkjchw", eye, x).flatten(2, 3)
@@ -132,7 +132,8 @@ def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
     *hidden, readout = records
     if rule.name == "node-perturbation":
         sigma = rule.noise_scale
-        direction = e / e.norm(dim=1, keepdim=True) if model.vectorized else torch.ones(batch, 1, dtype=e.dtype)
+        ones = torch.ones(batch, 1, dtype=e.dtype, device=e.device)
+        direction = e / e.norm(dim=1, keepdim=True) if model.vectorized else ones
         xis = dict(zip(hidden, rule.noise(step, [records[i][2] for i in hidden]), strict=True))
         spread = {i: xis[i].dim() - 1 for i in hidden}
         perturb = {i: sigma * xis[i].unsqueeze(1) * direction.view(batch, -1, *[1] * spread[i]) for i in hidden}

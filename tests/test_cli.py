@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +145,14 @@ def test_parser_covers_every_config_field():
     args = parser.parse_args(["train", "--stop-at-100", "--download", "--data-dir", "d", "--device", "cuda:1"])
     assert (args.stop_at_100, args.download, args.data_dir, args.device) == (True, True, "d", "cuda:1")
     assert not hasattr(args, "epochs")  # flags not given leave the YAML / default value
+
+
+def test_the_gpu_check_refuses_to_run_without_cuda_in_one_line(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks/gpu_check.sh"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # hides any GPU, so this holds on every machine
+    done = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "gpu_check: no CUDA device visible to torch here; run this on a machine with a GPU"
+    ]
+    assert not (tmp_path / "out").exists()

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 import gevb.layers.base as base
-from conftest import small_widths
+import gevb.layers.dispatch as dispatch
+from conftest import DEVICES, small_widths
 from gevb import build_model, make_rule
 from gevb.layers import (
     TGate,
@@ -298,12 +299,12 @@ def test_local_row_gemms_equal_the_autograd_reference_path(p):
 @pytest.mark.parametrize("rule", ["gevb", "bp"])
 def test_onednn_matmul_fast_path_equals_the_reference(monkeypatch, digits, rule):
     """float32 on the CPU takes oneDNN's GEMM (``matmul_nt``); the float64 tests above take ``a @ w.t()``."""
-    if not base.onednn_matmul():
+    if not dispatch.onednn_matmul():
         pytest.skip("this torch has no oneDNN fp32 GEMM; only the reference path exists")
     x, y = digits[0][:64], digits[1][:64]
     grads = {}
     for fast in (True, False):
-        monkeypatch.setattr(base, "onednn_matmul", lambda fast=fast: fast)
+        monkeypatch.setattr(dispatch, "onednn_matmul", lambda fast=fast: fast)
         model = build_model("fc-vec", (1, 8, 8), 10, "nonneg", widths=(32, 16), seed=2)
         with torch.no_grad():
             output = model.trace(x)
@@ -345,3 +346,24 @@ def test_set_grads_hands_back_gradients_in_the_parameters_layout(layer, a_in):
         assert param.grad.shape == param.shape and same_layout(param.grad, param), (
             f"{name}: grad strides {param.grad.stride()}, parameter {param.stride()}"
         )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_each_devices_paths_equal_the_references(device):
+    """Whatever ``gevb.layers.dispatch`` picks on this device equals the plain op, in float64 and float32."""
+    for dtype, tolerance in ((torch.float64, {}), (torch.float32, {"rtol": 1e-4, "atol": 1e-5})):
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(3, 2, 4, 6, 7, generator=generator, dtype=dtype).to(device)  # (B, K, C, H, W)
+        assert_close(VecAvgPool2d(2)(a), F.avg_pool2d(a.flatten(0, 1), 2).unflatten(0, (3, 2)), **tolerance)
+        x, w = torch.randn(5, 8, generator=generator, dtype=dtype).to(device), torch.randn(4, 8, dtype=dtype).to(device)
+        assert_close(base.matmul_nt(x, w), x @ w.t(), **tolerance)
+        layer = VecLocal2d(8, 4, 3, (6, 6), 2, padding=1, device=device, dtype=dtype)
+        layer.weight.data.normal_()
+        inputs = torch.randn(3, 2, 8, 6, 6, generator=generator, dtype=dtype).to(device)
+        with torch.no_grad():
+            fast = layer(inputs)  # kw * C = 24 < 32: the reference path; the row GEMMs below
+            assert_close(layer._row_gemms(inputs), fast, **tolerance)
+        assert_close(layer(inputs.requires_grad_()).detach(), fast, **tolerance)  # autograd's path
+        err = torch.randn(3, 2, generator=generator, dtype=dtype).to(device)
+        assert_close(contract(err, a.permute(0, 1, 2, 4, 3)), torch.einsum("bk,bkcxy->bcxy", err, a.transpose(3, 4)),
+                     **tolerance)  # fmt: skip

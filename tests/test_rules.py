@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from conftest import small_widths
+from conftest import DEVICES, small_widths
 from gevb import ARCHITECTURES, build_model, make_rule, train_step
 from gevb.paper import broadcast_rule
 from gevb.rules import loss_and_error
@@ -28,15 +28,18 @@ def rule_grads(rule_name, model, x, y, seed=0):
     return loss, grads_of(model)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ARCHITECTURES)
 @pytest.mark.parametrize("sign", ["nonneg", "mixed"])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_fast_bp_equals_autograd_for_every_parameter(name, sign, channels):
+def test_fast_bp_equals_autograd_for_every_parameter(name, sign, channels, device):
     classes = 10 if channels == 1 else 3  # K = classes in vectorized networks: vary it too
-    model = build_model(name, (channels, 8, 8), classes, sign, widths=small_widths(name, channels), seed=2, **F64)
+    model = build_model(
+        name, (channels, 8, 8), classes, sign, widths=small_widths(name, channels), seed=2, device=device, **F64
+    )
     generator = torch.Generator().manual_seed(channels)
-    x = torch.randn(6, channels, 8, 8, generator=generator, **F64)
-    y = torch.randint(0, classes, (6,), generator=generator)
+    x = torch.randn(6, channels, 8, 8, generator=generator, **F64).to(device)
+    y = torch.randint(0, classes, (6,), generator=generator).to(device)
     fast_loss, fast = rule_grads("bp", model, x, y)
     ref_loss, ref = rule_grads("bp-autograd", model, x, y)
     assert_close(fast_loss, ref_loss)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import gevb.layers.local as local
+import gevb.layers.dispatch as dispatch
 import gevb.rules.base as base
-from conftest import small_widths, valid_pairs
+from conftest import cuda_only, small_widths, valid_pairs
 from gevb import ARCHITECTURES
 from gevb.config import TrainConfig
 from gevb.data import Dataset, Split
@@ -29,21 +29,23 @@ STEPS, BATCH, LR = 3, 16, 1e-2
 SHAPES = [(1, 8, 8), (1, 8, 12), (3, 8, 8), (3, 16, 8)]
 
 
-def synthetic(shape: tuple[int, int, int], dtype: torch.dtype, classes: int = 10, size: int = 2 * BATCH + 5) -> Dataset:
+def synthetic(
+    shape: tuple[int, int, int], dtype: torch.dtype, classes: int = 10, size: int = 2 * BATCH + 5, device="cpu"
+) -> Dataset:
     """Random inputs and labels of the given shape (a step-equality test needs no real data).
 
     Named ``digits`` for the engine's data check; ``size`` leaves a short last batch in the permutation."""
     generator = torch.Generator().manual_seed(sum(shape))
-    split = Split(torch.randn(size, *shape, generator=generator, dtype=dtype),
-                  torch.randint(0, classes, (size,), generator=generator))  # fmt: skip
+    split = Split(torch.randn(size, *shape, generator=generator, dtype=dtype).to(device),
+                  torch.randint(0, classes, (size,), generator=generator).to(device))  # fmt: skip
     return Dataset("digits", split, split, classes, shape, "synthetic")
 
 
-def engine(arch: str, rule: str, sign: str, shape, dtype: torch.dtype) -> Trainer:
+def engine(arch: str, rule: str, sign: str, shape, dtype: torch.dtype, device: str = "cpu") -> Trainer:
     """A ``Trainer`` for the triple at small widths on synthetic data, its model and rule in ``dtype``."""
     config = TrainConfig(model=arch, rule=rule, sign=sign, widths=list(small_widths(arch, shape[0])),
-                         batch_size=BATCH, lr=LR, seed=3, device="cpu")  # fmt: skip
-    trainer = Trainer(config, data=synthetic(shape, dtype))
+                         batch_size=BATCH, lr=LR, seed=3, device=device)  # fmt: skip
+    trainer = Trainer(config, data=synthetic(shape, dtype, device=device))
     trainer.model.to(dtype)  # in place: the optimizer keeps the same parameters
     trainer.rule.to(dtype)
     return trainer
@@ -87,12 +89,45 @@ def triples():
 def test_engine_steps_equal_reference_steps_in_float64(arch, rule, sign, shape, monkeypatch):
     """float64, relative 1e-9: the same arithmetic up to summation order."""
     if ARCHITECTURES[arch].family == "lc":
-        monkeypatch.setattr(local, "ROW_GEMM_MIN_INNER", 1)  # inner LC layers take the row GEMMs at any width
+        monkeypatch.setattr(dispatch, "ROW_GEMM_MIN_INNER", 1)  # inner LC layers take the row GEMMs at any width
     trainer = engine(arch, rule, sign, shape, torch.float64)
     got, initial, expected = engine_and_reference(trainer)
     for name, value in got.items():
         assert not torch.equal(value.detach(), initial[name]), f"{name} did not move"
         torch.testing.assert_close(value.detach(), expected[name], rtol=1e-9, atol=ATOL, msg=name)
+
+
+@cuda_only
+@pytest.mark.parametrize(("arch", "rule", "sign"), triples())
+def test_engine_steps_on_cuda_equal_reference_steps_in_float64(arch, rule, sign):
+    """The CUDA engine (fused CUDA Adam, the kernels chosen for CUDA) against the reference run on CUDA."""
+    trainer = engine(arch, rule, sign, SHAPES[-1], torch.float64, "cuda")
+    got, initial, expected = engine_and_reference(trainer)
+    for name, value in got.items():
+        assert value.device.type == "cuda" and not torch.equal(value.detach(), initial[name]), name
+        torch.testing.assert_close(value.detach(), expected[name], rtol=1e-9, atol=ATOL, msg=name)
+
+
+@cuda_only
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_cuda_steps_never_wait_for_the_device(arch):
+    """No host-device synchronization inside a training step, for every architecture and its paper rules."""
+    from gevb.paper import broadcast_rule
+
+    for rule in (broadcast_rule(arch), "bp", "fa", "node-perturbation"):
+        trainer = engine(arch, rule, "nonneg", SHAPES[-1], torch.float32, "cuda")
+        train = trainer.data.train
+        batches = [torch.arange(i * BATCH, (i + 1) * BATCH, device="cuda") for i in range(STEPS)]
+        base.train_step(trainer.model, trainer.rule, trainer.optimizer, train.x[:BATCH], train.y[:BATCH], check=False)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for index in batches:
+                base.train_step(trainer.model, trainer.rule, trainer.optimizer, train.x[index], train.y[index],
+                                trainer.before_step, False)  # fmt: skip
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()
 
 
 def relative_change_error(got: torch.Tensor, expected: torch.Tensor, initial: torch.Tensor) -> float:

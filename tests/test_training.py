@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from conftest import small_widths
+from conftest import cuda_only, small_widths
 from gevb.checkpoint import load_checkpoint, save_checkpoint
 from gevb.cli import main
 from gevb.config import TrainConfig, config_from_mapping, load_config
@@ -20,7 +20,7 @@ TIMING = ("seconds", "samples_per_s")
 
 
 def small(model: str = "fc-vec", rule: str = "gevb", **changes) -> TrainConfig:
-    return TrainConfig(model=model, rule=rule, widths=list(small_widths(model)), device="cpu", **changes)
+    return TrainConfig(model=model, rule=rule, widths=list(small_widths(model)), **{"device": "cpu", **changes})
 
 
 def metrics_without_timing(path) -> list[dict]:
@@ -54,6 +54,19 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, model, rule
             assert torch.equal(a["optimizer"]["state"][p][key], b["optimizer"]["state"][p][key])
     assert metrics_without_timing(straight) == metrics_without_timing(split)
     assert [m["epoch"] for m in metrics_without_timing(split)] == [0, 1, 2, 3, 4]  # 0: at initialization
+
+
+@cuda_only
+@pytest.mark.parametrize(("model", "rule"), [("conv-vec", "gevb"), ("lc", "node-perturbation")])
+def test_resume_on_cuda_ends_bit_identical_to_an_uninterrupted_run(tmp_path, model, rule):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    config = small(model, rule, epochs=3, lr=3e-3, device="cuda")
+    train(config, straight)
+    train(config.replace(epochs=1), split)
+    assert train(config, split, resume=True)["epochs"] == 3
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(split / "checkpoint.pt")
+    assert_same_state(a["model"], b["model"])
+    assert metrics_without_timing(straight) == metrics_without_timing(split)
 
 
 def test_same_seed_same_run_and_another_seed_another():

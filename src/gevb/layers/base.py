@@ -22,29 +22,13 @@ Learning rules talk to layers through two methods (docs/method.md §5):
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import nn
 
 from gevb.init import draw_weight
-
-
-@functools.cache
-def onednn_matmul() -> bool:
-    """Whether this torch has oneDNN's fp32 GEMM (``mkldnn._linear_pointwise``) and it agrees with matmul.
-
-    Probed on first use, once per process (not at import: importing gevb allocates nothing).
-    """
-    if not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        a, w = torch.randn(3, 5), torch.randn(4, 5)
-        out = torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
-        return torch.allclose(out, a @ w.t(), atol=1e-5)
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
+from gevb.layers.dispatch import use_onednn_gemm
 
 
 def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -55,11 +39,11 @@ def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
 def matmul_nt(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``a @ w.T``: a (M, K), w (N, K) -> (M, N).
 
-    Fast path: on the CPU in fp32 without autograd, oneDNN's GEMM, which uses AVX-512 on CPUs
-    where MKL's does not (BENCHMARKS.md measures both). Reference: ``a @ w.t()`` (tests check they agree).
+    Fast path (``dispatch.use_onednn_gemm``): on the CPU in fp32 without autograd, oneDNN's GEMM, which
+    uses AVX-512 on CPUs where MKL's does not (BENCHMARKS.md measures both). Reference: ``a @ w.t()``
+    (tests check they agree).
     """
-    recording = torch.is_grad_enabled() and (a.requires_grad or w.requires_grad)
-    if not recording and a.device.type == "cpu" and a.dtype == w.dtype == torch.float32 and onednn_matmul():
+    if use_onednn_gemm(a, w):
         return torch.ops.mkldnn._linear_pointwise(a.contiguous(), w.contiguous(), None, "none", [], "")
     return a @ w.t()
 

@@ -1,9 +1,9 @@
 """Vectorized locally connected 2-d layer: a convolution without weight sharing (docs/method.md §2).
 
 First (input-expanding) layers: patches and one batched matmul over the L = H'*W' output
-positions. Other layers with kw*C >= 32: kh GEMMs per output row over strided windows of the input,
-no patch copy (``_row_gemms``); under autograd or with narrower kernel rows, the reference path:
-patches and one batched matmul.
+positions. Other layers, where ``dispatch.use_row_gemms`` says so (the CPU, kw*C >= 32, no
+autograd): kh GEMMs per output row over strided windows of the input, no patch copy
+(``_row_gemms``); otherwise the reference path: patches and one batched matmul.
 """
 
 from __future__ import annotations
@@ -15,11 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gevb.layers.base import SpatialWeightLayer, contract, conv_output_size, pair, project_components
-
-# Row GEMMs pay once a kernel row holds enough values: with only a few (kw*C = 3 or 15, the
-# conventional first layers) the GEMMs are too thin and patches win; from kw*C = 64 on row GEMMs
-# win (docs/design.md, "Efficiency"). Both paths are tested against the reference.
-ROW_GEMM_MIN_INNER = 32
+from gevb.layers.dispatch import use_row_gemms
 
 
 class VecLocal2d(SpatialWeightLayer):
@@ -121,8 +117,7 @@ class VecLocal2d(SpatialWeightLayer):
         batch, k, out = a.shape[0], self.vector_dim, self.out_channels
         if self.expand_input:
             return self._expanded(a, None)[0]
-        recording = torch.is_grad_enabled() and (a.requires_grad or self.weight.requires_grad)
-        if recording or self.kernel_size[1] * self.in_channels < ROW_GEMM_MIN_INNER:
+        if not use_row_gemms(a, self.weight, self.kernel_size[1], self.in_channels):
             filters = self._tap_major(self.weight)  # (L, out, F)
             h = torch.bmm(self._patches(a.flatten(0, 1)), filters.transpose(1, 2))  # (L, B*K, out)
             h = h.view(*self.output_size, batch, k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')

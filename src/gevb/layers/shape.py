@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from gevb.layers.dispatch import use_strided_sum_pooling
 
 
 class VecAvgPool2d(nn.Module):
@@ -19,10 +22,12 @@ class VecAvgPool2d(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        """Sum the window's rows, then its columns: strided views and s - 1 additions each, which
-        beat ``F.avg_pool2d``'s general kernel on the CPU (docs/design.md, "Efficiency"); equal to
-        it up to rounding (tests compare the two)."""
+        """On the CPU (``dispatch.use_strided_sum_pooling``): sum the window's rows, then its columns,
+        strided views and s - 1 additions each, which beat ``F.avg_pool2d``'s general kernel there
+        (docs/design.md, "Efficiency"); elsewhere ``F.avg_pool2d``. Equal up to rounding (tests compare)."""
         s = self.kernel_size
+        if not use_strided_sum_pooling(a):
+            return F.avg_pool2d(a.flatten(0, 1), s).unflatten(0, a.shape[:2])
         height, width = a.shape[-2] // s * s, a.shape[-1] // s * s
         a = a[..., :height, :width]
         rows = a[..., 0::s, :] + a[..., 1::s, :]  # (..., H', W)

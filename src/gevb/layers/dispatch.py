@@ -1,0 +1,57 @@
+"""Which implementation each fast path takes, chosen here by device and dtype, in one place.
+
+Every trick below was measured on the CPU (BENCHMARKS.md, docs/design.md "Efficiency") and is taken
+only there; elsewhere (CUDA) the layers take their reference paths, which are cuBLAS / cuDNN calls,
+until a measurement on a GPU (benchmarks/gpu_check.sh) says another variant is faster there. The
+tests hold every fast path equal to its reference on every device present.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+# Row GEMMs pay once a kernel row holds enough values: with only a few (kw*C = 3 or 15, the
+# conventional first layers) the GEMMs are too thin and patches win; from kw*C = 64 on row GEMMs
+# win (docs/design.md, "Efficiency"; measured on the CPU). Both paths are tested against the reference.
+ROW_GEMM_MIN_INNER = 32
+
+
+@functools.cache
+def onednn_matmul() -> bool:
+    """Whether this torch has oneDNN's fp32 GEMM (``mkldnn._linear_pointwise``) and it agrees with matmul.
+
+    Probed on first use, once per process (not at import: importing gevb allocates nothing).
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        a, w = torch.randn(3, 5), torch.randn(4, 5)
+        out = torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
+        return torch.allclose(out, a @ w.t(), atol=1e-5)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def recording(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records an op on these tensors (fast paths without a backward must not run then)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def use_onednn_gemm(a: torch.Tensor, w: torch.Tensor) -> bool:
+    """``a @ w.T`` by oneDNN: CPU, float32, no autograd (it uses AVX-512 where MKL's GEMM does not)."""
+    cpu_fp32 = a.device.type == "cpu" and a.dtype == w.dtype == torch.float32
+    return cpu_fp32 and not recording(a, w) and onednn_matmul()
+
+
+def use_strided_sum_pooling(a: torch.Tensor) -> bool:
+    """Average pooling as strided-view sums (beats ``F.avg_pool2d``'s general CPU kernel): CPU only."""
+    return a.device.type == "cpu"
+
+
+def use_row_gemms(a: torch.Tensor, weight: torch.Tensor, kernel_width: int, channels: int) -> bool:
+    """An inner locally connected layer by strided-window GEMMs per output row: CPU, no autograd, and
+    kernel rows of at least ``ROW_GEMM_MIN_INNER`` values (hundreds of small GEMMs would not pay on a GPU)."""
+    wide = kernel_width * channels >= ROW_GEMM_MIN_INNER
+    return a.device.type == "cpu" and wide and not recording(a, weight)
