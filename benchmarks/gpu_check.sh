@@ -33,7 +33,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAME
   git rev-parse --short HEAD 2>/dev/null || true
 } | tee "$out/environment.txt"
 step cuda-tests 180 python -m pytest -q -n0 -p no:cacheprovider -k "cuda or devices" \
-  tests/test_step.py tests/test_layers.py tests/test_rules.py tests/test_training.py
+  tests/test_step.py tests/test_layers.py tests/test_rules.py tests/test_training.py tests/test_precision.py
 step step-time 120 python benchmarks/step_time.py --device cuda --repeats 10 --json
 tail -n 1 "$out/step-time.log" > "$out/step-time.json" 2>/dev/null || true
 step digits 45 python -m gevb train --dataset digits --model conv-vec --rule gevb --epochs 5 --device cuda --json

@@ -20,6 +20,7 @@ import yaml
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.models.specs import is_spec_file
+from gevb.precision import PRECISIONS
 from gevb.rules import RULES
 from gevb.rules.base import valid_pairs
 
@@ -58,6 +59,7 @@ class TrainConfig:
     track_alignment: bool = False  # at each evaluation, angles to BP on a fixed batch (gevb.alignment)
     on_nonfinite: str = "stop"  # stop: end the run at a non-finite loss or weight; skip: skip the step, halve lr
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | tf32 (TF32 matmuls and convolutions on CUDA) | bf16 (autocast forward)
     data_dir: str | None = None
     download: bool = False
 
@@ -70,6 +72,7 @@ class TrainConfig:
         choices = {
             "rule": tuple(RULES), "sign": SIGNS,
             "on_nonfinite": NONFINITE_POLICIES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
+            "precision": PRECISIONS,
         }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -113,7 +116,7 @@ class TrainConfig:
 # when a run is resumed.
 IDENTITY_FIELDS = (
     "dataset", "model", "rule", "noise_scale", "sign", "widths", "batch_size", "lr", "optimizer", "momentum",
-    "weight_decay", "lr_schedule", "lr_step_epochs", "seed", "val_fraction", "eval_every",
+    "weight_decay", "lr_schedule", "lr_step_epochs", "seed", "val_fraction", "eval_every", "precision",
 )  # fmt: skip
 
 

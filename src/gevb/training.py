@@ -28,6 +28,7 @@ from gevb.distributed import ProcessGroup, average_over_processes, join_process_
 from gevb.evaluation import evaluate_splits
 from gevb.hooks import Hook, standard_hooks
 from gevb.models.specs import is_spec_file
+from gevb.precision import precision
 from gevb.provenance import provenance
 from gevb.rules import train_step
 from gevb.runs import RunFolder
@@ -148,8 +149,19 @@ class Trainer:
 
     def train_epoch(self, max_steps: int | None = None) -> float:
         """One pass over a fresh permutation of the training split; returns the mean batch loss."""
-        train = self.data.train
-        total, steps, taken = torch.zeros((), device=self.device), 0, 0
+        total = torch.zeros((), device=self.device)
+        with precision(self.config.precision, self.device):
+            steps, taken = self.train_steps(total, max_steps)
+        self.check_finite(total)
+        if taken == 0 and steps > 0:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.stop(f"loss or gradient at every step of epoch {self.epoch + 1} (all skipped, lr halved to {lr:.3g})")
+        return total.item() / max(taken, 1)
+
+    def train_steps(self, total: torch.Tensor, max_steps: int | None) -> tuple[int, int]:
+        """The steps of one epoch (at most ``max_steps``), their losses added to ``total`` on the device;
+        returns (steps, steps taken, i.e. not skipped)."""
+        train, steps, taken = self.data.train, 0, 0
         for index in batch_indices(len(train), self.config.batch_size, self.batch_order, self.device):
             local = local_part(index, self.group)
             self.batch_share = len(local) / len(index)
@@ -167,11 +179,7 @@ class Trainer:
                 hook.after_step(self)
             if steps == max_steps:
                 break
-        self.check_finite(total)
-        if taken == 0 and steps > 0:
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.stop(f"loss or gradient at every step of epoch {self.epoch + 1} (all skipped, lr halved to {lr:.3g})")
-        return total.item() / max(taken, 1)
+        return steps, taken
 
     def idle_step(self) -> torch.Tensor:
         """A process whose share of a short last batch is empty still joins the average and the step."""

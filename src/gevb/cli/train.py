@@ -15,6 +15,7 @@ from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.paper import broadcast_rule
+from gevb.precision import PRECISIONS
 from gevb.rules import RULES
 from gevb.training import Trainer, train
 
@@ -66,6 +67,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             "and halve the learning rate",
         },
         "device": {"help": "auto, cpu, cuda or cuda:N"},
+        "precision": {
+            "choices": PRECISIONS,
+            "help": "training steps in fp32, tf32 (TF32 tensor cores on CUDA) or bf16 (autocast forward, fp32 "
+            "parameters, gradients and Adam; evaluation stays fp32)",
+        },
         "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
         "download": {"action": "store_true", "help": "fetch mnist/fashion-mnist/cifar10 and verify checksums"},
     }

@@ -39,10 +39,16 @@ def recording(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def autocasting(a: torch.Tensor) -> bool:
+    """Whether an autocast region (``--precision bf16``) is open for ``a``'s device: the fast paths below
+    call ops autocast does not cast (oneDNN's GEMM, in-place ``baddbmm_``), so they stand aside."""
+    return torch.is_autocast_enabled(a.device.type)
+
+
 def use_onednn_gemm(a: torch.Tensor, w: torch.Tensor) -> bool:
     """``a @ w.T`` by oneDNN: CPU, float32, no autograd (it uses AVX-512 where MKL's GEMM does not)."""
     cpu_fp32 = a.device.type == "cpu" and a.dtype == w.dtype == torch.float32
-    return cpu_fp32 and not recording(a, w) and onednn_matmul()
+    return cpu_fp32 and not recording(a, w) and not autocasting(a) and onednn_matmul()
 
 
 def use_strided_sum_pooling(a: torch.Tensor) -> bool:
@@ -54,4 +60,4 @@ def use_row_gemms(a: torch.Tensor, weight: torch.Tensor, kernel_width: int, chan
     """An inner locally connected layer by strided-window GEMMs per output row: CPU, no autograd, and
     kernel rows of at least ``ROW_GEMM_MIN_INNER`` values (hundreds of small GEMMs would not pay on a GPU)."""
     wide = kernel_width * channels >= ROW_GEMM_MIN_INNER
-    return a.device.type == "cpu" and wide and not recording(a, weight)
+    return a.device.type == "cpu" and wide and not recording(a, weight) and not autocasting(a)

@@ -16,6 +16,7 @@ from torch import nn
 from gevb.layers.base import WeightLayer, same_layout
 from gevb.models.architectures import architecture_names
 from gevb.models.network import Network, Trace
+from gevb.precision import fp32_trace
 
 RULES: dict[str, type[Rule]] = {}
 
@@ -219,7 +220,12 @@ def train_step(
         check_labels(target, model.num_classes)
     with torch.set_grad_enabled(rule.needs_graph):
         output = model.trace(x)
-    loss = rule.set_grads(model, output, target)
+    if torch.is_autocast_enabled(x.device.type) and not rule.needs_graph:  # a bf16 forward (gevb.precision)
+        output = fp32_trace(output, model.layers[0].weight.dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            loss = rule.set_grads(model, output, target)
+    else:
+        loss = rule.set_grads(model, output, target)
     give_grads_parameter_layout(model)
     if before_step is None or before_step(loss):
         optimizer.step()

@@ -17,7 +17,8 @@ NOISE_STREAM = 3  # gevb.init.stream_seed; FA's feedback is stream 2
 
 @register_rule("node-perturbation", "node perturbation")
 class NodePerturbation(Rule):
-    """One extra forward pass with every hidden unit's pre-activation perturbed; the readout learns from ``e``.
+    """Extra forward passes (one clean, one with every hidden unit's pre-activation perturbed); the readout
+    learns from ``e``.
 
     Unit i of example b gets ``h_bi + sigma xi_bi u_b`` with xi ~ N(0, 1) per unit and u_b its direction:
     ``e_b / |e_b|`` in a vectorized network, where the true gradient is ``dL/dh_bi = c_bi e_b`` and only
@@ -66,7 +67,10 @@ class NodePerturbation(Rule):
         for i, xi in zip(model.weight_indices[:-1], xis, strict=True):
             shape = (batch, direction.shape[1], *[1] * (xi.dim() - 1))
             noise[i] = sigma * xi.unsqueeze(1) * direction.view(shape)  # (B, K, *S)
-        clean = F.cross_entropy(output.logits, target, reduction="none")
+        # the clean loss from a pass of the same kind and precision as the noisy one, so that dL holds the
+        # noise's effect alone (the trace may come from another path, or from a bf16 forward)
+        clean_logits = model.perturbed_logits(output.inputs[0], {i: torch.zeros_like(n) for i, n in noise.items()})
+        clean = F.cross_entropy(clean_logits, target, reduction="none")
         change = F.cross_entropy(model.perturbed_logits(output.inputs[0], noise), target, reduction="none") - clean
         scale = change / sigma
         return direction, [scale.view(batch, *[1] * (xi.dim() - 1)) * xi for xi in xis]
