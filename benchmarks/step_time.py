@@ -30,7 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from gevb import build_model, keep_freed_memory, make_rule, train_step
 from gevb.build import make_optimizer
 from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
-from gevb.layers.base import matmul_nt, onednn_matmul
+from gevb.layers.base import matmul_nt
+from gevb.layers.dispatch import onednn_matmul
 from gevb.models.architectures import counterpart
 from gevb.provenance import provenance
 

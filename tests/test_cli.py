@@ -156,3 +156,12 @@ def test_the_gpu_check_refuses_to_run_without_cuda_in_one_line(tmp_path):
         "gpu_check: no CUDA device visible to torch here; run this on a machine with a GPU"
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", ["step_time.py", "rule_steps.py"])
+def test_the_benchmarks_start(script):
+    """The benchmark scripts import what they use (a renamed helper broke one once)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / script
+    done = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
