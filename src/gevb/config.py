@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gevb.files import read_yaml
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.models.specs import is_spec_file
@@ -165,19 +166,7 @@ def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfi
 
 def read_overrides(path: str | Path) -> dict[str, Any]:
     """The mapping of a YAML file of overrides, unchecked (``config_from_mapping`` checks it)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ValueError(f"cannot read config file {path}: {error.strerror}; check the path") from None
-    try:
-        mapping = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise ValueError(f"{path} is not valid YAML{line}; fix the file or pass options as flags") from None
-    except RecursionError:
-        raise ValueError(f"{path} is nested too deeply to be a config; it should be a flat mapping") from None
+    mapping = read_yaml(Path(path), "config file", "fix the file or pass options as flags")
     return {} if mapping is None else mapping
 
 

@@ -1,4 +1,5 @@
-"""Atomic file writes, shared by checkpoints, run folders and downloads, and the strict JSON they hold."""
+"""Atomic file writes, shared by checkpoints, run folders and downloads, the strict JSON they hold, and the
+one reader of YAML files (configs, architectures)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import yaml
+
 PARTIAL_SUFFIX = ".part"
+
+
+def read_yaml(path: Path, what: str, fix: str) -> Any:
+    """The data of the YAML file ``path`` (a ``what``, e.g. "config file"), with one-line errors: a file that
+    cannot be read, invalid YAML (with its line, and ``fix``), or nesting too deep for the parser."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read {what} {path}: {error.strerror}; check the path") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ValueError(f"{path} is not valid YAML{line}; {fix}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a {what}; {fix}") from None
 
 
 def is_partial(path: Path) -> bool:

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import yaml
 
+from gevb.files import read_yaml
+
 
 @dataclass(frozen=True)
 class Linear:
@@ -26,24 +28,26 @@ class Linear:
 
 
 @dataclass(frozen=True)
-class Conv:
-    """Convolution: ``width`` channels, square ``kernel``, ``stride``, zero ``padding``."""
+class Window:
+    """A layer sliding a window: ``width`` channels, square ``kernel``, ``stride``, zero ``padding``."""
 
     width: int
     kernel: int
     stride: int = 1
     padding: int = 0
+
+
+@dataclass(frozen=True)
+class Conv(Window):
+    """Convolution (the window's weights shared over positions)."""
+
     op: ClassVar[str] = "conv"
 
 
 @dataclass(frozen=True)
-class Local:
-    """Locally connected (a convolution without weight sharing): as ``Conv``."""
+class Local(Window):
+    """Locally connected (a convolution without weight sharing)."""
 
-    width: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
     op: ClassVar[str] = "local"
 
 
@@ -160,14 +164,7 @@ def is_spec_file(name: str) -> bool:
 def read_spec(path: str | Path) -> ArchitectureSpec:
     """Read an architecture file (YAML: name, vectorized, layers)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ValueError(f"cannot read architecture file {path}: {error.strerror}; check the path") from None
-    try:
-        mapping = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
-        raise ValueError(f"{path} is not valid YAML; see docs/architectures.md for the format") from None
+    mapping = read_yaml(path, "architecture file", "see docs/architectures.md for the format")
     return ArchitectureSpec.from_dict(mapping, str(path))
 
 

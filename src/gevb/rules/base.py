@@ -157,6 +157,11 @@ def backward_credits(
                 credit = layer.input_credit(credit, output.saved(i))
 
 
+def unit_signals(model: Network, output: Trace) -> list[torch.Tensor]:
+    """All ones per hidden layer, [(B, *S_j)]: every unit receives the broadcast vector itself (GEVB, DRTP)."""
+    return [torch.ones_like(output.masks[i + 1]) for i in model.weight_indices[:-1]]
+
+
 def set_broadcast_grads(
     model: Network,
     output: Trace,

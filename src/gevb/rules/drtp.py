@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule, set_broadcast_grads
+from gevb.rules.base import Rule, register_rule, set_broadcast_grads, unit_signals
 from gevb.rules.dfa import projected, random_feedback
 
 
@@ -31,8 +31,8 @@ class DRTP(Rule):
 
     def __init__(self, model: Network, seed: int = 0) -> None:
         super().__init__(model, seed)
-        self.shapes = model.hidden_shapes()
         if not model.vectorized:
+            self.shapes = model.hidden_shapes()
             self.register_buffer("feedback", random_feedback(model, seed, signed=True))
 
     def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
@@ -47,7 +47,7 @@ class DRTP(Rule):
     ) -> list[torch.Tensor]:
         """Vectorized: all ones (each unit gets ``-y`` itself); conventional: ``-y @ B_l``."""
         if model.vectorized:
-            return [torch.ones_like(output.masks[i + 1]) for i in model.weight_indices[:-1]]
+            return unit_signals(model, output)
         return projected(target_vector(target, error), self.feedback, self.shapes)
 
     def broadcast(self, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

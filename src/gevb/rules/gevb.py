@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule, set_broadcast_grads
+from gevb.rules.base import Rule, register_rule, set_broadcast_grads, unit_signals
 
 
 @register_rule("gevb")
@@ -25,4 +25,4 @@ class GEVB(Rule):
         self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
     ) -> list[torch.Tensor]:
         """All ones: every unit receives ``e`` itself (the gate then multiplies it)."""
-        return [torch.ones_like(output.masks[i + 1]) for i in model.weight_indices[:-1]]
+        return unit_signals(model, output)
