@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from gevb import ARCHITECTURES, RULES
 
@@ -55,7 +54,10 @@ def require_data(path: Path, install: str) -> None:
 
 @functools.cache
 def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1,797 8x8 digits as (N, 1, 8, 8) float32 in [-1, 1] and (N,) int64 labels."""
+    """All 1,797 8x8 digits as (N, 1, 8, 8) float32 in [-1, 1] and (N,) int64 labels, read by scikit-learn
+    (independently of gevb's reader)."""
+    from sklearn.datasets import load_digits
+
     images, labels = load_digits(return_X_y=True)
     x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 8, 8) / 8.0 - 1.0
     return x, torch.tensor(labels, dtype=torch.int64)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 import struct
+import subprocess
+import sys
 import tarfile
 import tracemalloc
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from torch.testing import assert_close
 from conftest import FASHION_MNIST, require_data
 from gevb.data import DATASETS, DataError, default_data_dir, download_dataset, load_dataset
 from gevb.data import download as download_module
+from gevb.data.digits import read_digits
 from gevb.data.sources import CIFAR_FILES, IDX_FILES, SYSTEM_DIRS
 
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = IDX_FILES
@@ -298,6 +302,32 @@ def test_digits_split_is_stratified_80_20_fixed_and_scaled(digits):
     rows = sorted(map(bytes, torch.cat([x.view(-1, 64), y[:, None].float()], 1).numpy()))
     split_x, split_y = torch.cat([data.train.x, data.test.x]), torch.cat([data.train.y, data.test.y])
     assert rows == sorted(map(bytes, torch.cat([split_x.view(-1, 64), split_y[:, None].float()], 1).numpy()))
+
+
+def test_digits_equal_scikit_learns_stratified_split_in_order():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    images, labels = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(images, labels, test_size=0.2, stratify=labels, random_state=0)
+    data = load_dataset("digits")
+    scale = lambda x: torch.tensor(x, dtype=torch.float32).view(-1, 1, 8, 8) / 8 - 1  # noqa: E731
+    assert torch.equal(data.train.x, scale(x_train)) and torch.equal(data.test.x, scale(x_test))
+    assert torch.equal(data.train.y, torch.tensor(y_train)) and torch.equal(data.test.y, torch.tensor(y_test))
+
+
+def test_loading_digits_imports_no_scikit_learn():
+    code = "import sys; from gevb.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [(b"not gzip", "not scikit-learn's digits table"), (gzip.compress(b"1,2,3\n4,5,6\n"), "(2, 3) table")],
+)
+def test_a_damaged_digits_file_is_a_data_error(raw, problem):
+    with pytest.raises(DataError, match=re.escape(problem)):
+        read_digits(raw)
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])

@@ -296,6 +296,16 @@ def test_local_row_gemms_equal_the_autograd_reference_path(p):
     assert_close(fast, reference.detach())
 
 
+def test_the_onednn_probe_leaves_the_global_rng_alone():
+    dispatch.onednn_matmul.cache_clear()
+    state = torch.get_rng_state()
+    try:
+        dispatch.onednn_matmul()
+        assert torch.equal(torch.get_rng_state(), state)
+    finally:
+        dispatch.onednn_matmul.cache_clear()
+
+
 @pytest.mark.parametrize("rule", ["gevb", "bp"])
 def test_onednn_matmul_fast_path_equals_the_reference(monkeypatch, digits, rule):
     """float32 on the CPU takes oneDNN's GEMM (``matmul_nt``); the float64 tests above take ``a @ w.t()``."""

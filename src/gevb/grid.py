@@ -25,6 +25,7 @@ from gevb.build import resolve_device
 from gevb.config import TrainConfig
 from gevb.data import load_dataset
 from gevb.init import SIGNS
+from gevb.memory import keep_freed_memory, keeps_freed_memory
 from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.rules import RULES
@@ -140,9 +141,12 @@ def job_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def exit_with_parent(parent: int) -> None:
-    """In a job process: end when the grid's process has gone (killed), so that no orphan keeps writing
-    a run folder a restarted grid is about to resume."""
+def start_job(parent: int, keep_memory: bool) -> None:
+    """In a job process: the grid process's allocator policy (``keep_memory``: ``gevb.memory``; a fork
+    server's processes do not inherit it), and an end when the grid's process has gone (killed), so that
+    no orphan keeps writing a run folder a restarted grid is about to resume."""
+    if keep_memory:
+        keep_freed_memory()
 
     def watch() -> None:
         while True:
@@ -201,7 +205,7 @@ def run_grid(
     else:
         context = job_context()
         with ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+            jobs, mp_context=context, initializer=start_job, initargs=(os.getpid(), keeps_freed_memory())
         ) as pool:
             futures = {pool.submit(train_run, job_config(runs[i].config, jobs), out / runs[i].name): i for i in todo}
             try:

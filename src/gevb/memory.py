@@ -19,6 +19,13 @@ import sys
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters, <malloc.h>
 
+_applied = False  # whether this process has called keep_freed_memory successfully
+
+
+def keeps_freed_memory() -> bool:
+    """Whether ``keep_freed_memory`` is in effect in this process (processes gevb starts ask, to match it)."""
+    return _applied
+
 
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse: no ``mmap`` per block, no trimming of the heap.
@@ -26,10 +33,12 @@ def keep_freed_memory() -> bool:
     Returns True if applied (Linux with glibc), False elsewhere (e.g. musl has no ``mallopt``).
     Resident memory then stays at the heap's high-water mark instead of shrinking between steps.
     """
+    global _applied
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+        _applied = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False
+    return _applied

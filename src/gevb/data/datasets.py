@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gevb.data.digits import digits_splits
 from gevb.data.download import download_dataset
 from gevb.data.errors import DataError
 from gevb.data.readers import FIX, NPZ_ARRAYS, read_cifar_batch, read_idx_images, read_idx_labels, read_npz
@@ -27,8 +28,6 @@ INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "fashion-mnist": (1, 28, 28),
     "cifar10": (3, 32, 32),
 }
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -134,19 +133,14 @@ def scale_bytes(images: np.ndarray) -> torch.Tensor:
 
 
 def _digits() -> tuple[Split, Split]:
-    """scikit-learn's 1,797 8x8 digits, split 80/20 stratified with a fixed seed (1,437 train / 360 test)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    images, labels = load_digits(return_X_y=True)  # (1797, 64) float64 in 0..16, (1797,)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=DIGITS_TEST_FRACTION, stratify=labels, random_state=DIGITS_SEED
-    )
+    """scikit-learn's 1,797 8x8 digits in gevb's fixed stratified 80/20 split (1,437 train / 360 test;
+    ``gevb.data.digits``), pixels 0..16 scaled as x / 8 - 1."""
 
     def split(x: np.ndarray, y: np.ndarray) -> Split:
-        x = torch.tensor(x, dtype=torch.float32).view(-1, *INPUT_SHAPES["digits"]) / 8 - 1  # (N, 1, 8, 8)
-        return Split(x, torch.tensor(y, dtype=torch.int64))
+        x = torch.from_numpy(x).to(torch.float32).view(-1, *INPUT_SHAPES["digits"]) / 8 - 1  # (N, 1, 8, 8)
+        return Split(x, torch.from_numpy(y))
 
+    (x_train, y_train), (x_test, y_test) = digits_splits()
     return split(x_train, y_train), split(x_test, y_test)
 
 
