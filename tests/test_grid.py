@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+import gevb.grid as grid
 from gevb.analysis.report import result_rows
 from gevb.cli import main
 from gevb.config import TrainConfig
-from gevb.grid import GridRun, grid_runs, parse_shard, run_grid, run_status, shard
+from gevb.grid import GridRun, auto_jobs, grid_config, grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.paper import GRID_MODELS, broadcast_rule, paper_protocol
 from gevb.runs import collect_runs
 
@@ -81,8 +83,8 @@ def test_shards_cover_the_run_list_exactly_once(capsys, tmp_path):
             parse_shard(bad)
 
 
-def grid_argv(out: Path, *extra: str) -> list[str]:
-    return ["reproduce", "--dataset", "digits", "--models", "fc-vec,fc", "--seeds", "1", "--epochs", "3",
+def grid_argv(out: Path, *extra: str, models: str = "fc-vec,fc") -> list[str]:
+    return ["reproduce", "--dataset", "digits", "--models", models, "--seeds", "1", "--epochs", "3",
             "--eval-every", "1", "--device", "cpu", "--out", str(out), *extra]  # fmt: skip
 
 
@@ -118,14 +120,26 @@ def checkpoint_stamps(out: Path) -> dict[str, int]:
     return {path.parent.name: path.stat().st_mtime_ns for path in out.glob("*/checkpoint.pt")}
 
 
+def model_weights(out: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {path.parent.name: torch.load(path, weights_only=True)["model"] for path in out.glob("*/checkpoint.pt")}
+
+
 def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_path):
     """SIGKILL ``--jobs 2`` once its first run has finished: its job processes stop too; restart; the grid ends
-    equal to an uninterrupted ``--jobs 1`` one (fully connected networks compute the same with 1 or 2 threads)."""
+    bitwise equal to an uninterrupted ``--jobs 1`` one. Convolutions are in the grid because torch's CPU kernels
+    sum in a thread-count-dependent order: the reference runs in a process of two torch threads, and only
+    ``grid_config`` (each run's threads fixed by the grid's size, not by --jobs) makes the two grids agree."""
+    argv = lambda out, jobs: grid_argv(out, "--quiet", "--signs", "nonneg", "--jobs", jobs, models="fc,conv")  # noqa: E731
     reference = tmp_path / "reference"
-    assert main(grid_argv(reference, "--quiet", "--signs", "nonneg")) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(argv(reference, "1")) == 0
+        assert torch.get_num_threads() == 2  # the grid gave its runs their threads, and gave ours back
+    finally:
+        torch.set_num_threads(threads)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "gevb", *grid_argv(out, "--quiet", "--signs", "nonneg", "--jobs", "2")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "gevb", *argv(out, "2")], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not result_stamps(out) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -136,7 +150,7 @@ def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_pat
     assert 1 <= len(before) < 4, "the kill should land mid-grid"
     time.sleep(2.0)  # an orphaned job would go on writing its run folder
     assert result_stamps(out) == before and checkpoint_stamps(out) == checkpoints
-    assert main(grid_argv(out, "--quiet", "--signs", "nonneg", "--jobs", "2")) == 0
+    assert main(argv(out, "2")) == 0
     after = result_stamps(out)
     assert len(after) == 4 and all(after[name] == stamp for name, stamp in before.items())
 
@@ -144,5 +158,20 @@ def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_pat
         return [(row["run"], row["train_error"], row["test_error"]) for row in result_rows(collect_runs(folder))]
 
     assert table(out) == table(reference)
+    weights, expected = model_weights(out), model_weights(reference)
+    assert weights.keys() == expected.keys() and len(weights) == 4
+    for name, state in expected.items():
+        assert all(torch.equal(weights[name][key], value) for key, value in state.items()), name
     for run in collect_runs(out):
         assert [record["epoch"] for record in run.metrics] == [0, 1, 2, 3]  # no evaluation lost or repeated
+
+
+def test_each_runs_threads_depend_on_the_grid_not_on_jobs(monkeypatch):
+    monkeypatch.setattr(grid, "cpu_cores", lambda: 16)
+    base = TrainConfig(dataset="digits", device="cpu")
+    assert [grid_config(base, runs).threads for runs in (1, 4, 5, 24, 240)] == [16, 4, 3, 1, 1]
+    assert grid_config(base.replace(threads=2), 240).threads == 2  # a config's own threads stand
+    assert [auto_jobs(grid_config(base, runs)) for runs in (1, 4, 5, 24)] == [1, 4, 5, 16]
+    assert auto_jobs(base.replace(threads=4)) == 4
+    monkeypatch.setattr(grid, "resolve_device", lambda name: torch.device("cuda"))
+    assert grid_config(base, 24).threads is None and auto_jobs(base) == 1  # a GPU: one job until measured

@@ -10,6 +10,7 @@ finished runs and resuming unfinished ones, so the command can be killed and res
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gevb.build import resolve_device
 from gevb.config import TrainConfig
-from gevb.data import load_dataset
+from gevb.data import Dataset, load_dataset
 from gevb.init import SIGNS
 from gevb.memory import keep_freed_memory, keeps_freed_memory
 from gevb.models import ARCHITECTURES
@@ -115,12 +118,43 @@ def run_status(out: Path, run: GridRun) -> str:
     return "partial" if folder.checkpoint_path.exists() else "new"
 
 
-def job_config(config: TrainConfig, jobs: int) -> TrainConfig:
-    """A run's config as one of ``jobs`` concurrent runs: on the CPU, with its share of the cores as torch
-    threads (unless the config sets them), so that the jobs do not oversubscribe the cores."""
-    if jobs == 1 or config.threads is not None or resolve_device(config.device).type != "cpu":
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def grid_config(config: TrainConfig, runs: int) -> TrainConfig:
+    """A grid run's config with its CPU threads fixed by the size of the grid alone, never by how many runs
+    train at once: the config's own ``threads``, else ``cores // runs`` (at least 1). torch's CPU GEMM and
+    convolution kernels split their sums by thread count, so a run's numbers depend on it (docs/design.md,
+    "Many runs at once"); fixed this way, a grid gives the same numbers with any ``--jobs`` and across
+    restarts. Other devices: unchanged."""
+    if config.threads is not None or resolve_device(config.device).type != "cpu":
         return config
-    return config.replace(threads=max(1, (os.cpu_count() or 1) // jobs))
+    return config.replace(threads=max(1, cpu_cores() // runs))
+
+
+def auto_jobs(config: TrainConfig) -> int:
+    """How many runs train at once unless told: on the CPU as many as the cores hold at ``config.threads``
+    each; on another device one (how many runs fill a GPU is not measured yet)."""
+    if resolve_device(config.device).type != "cpu":
+        return 1
+    return max(1, cpu_cores() // (config.threads or cpu_cores()))
+
+
+@functools.lru_cache(maxsize=1)
+def job_data(name: str, data_dir: str | None, download: bool, device: str) -> Dataset:
+    """In a job process: the data set, read once for all the runs this process trains."""
+    return load_dataset(name, data_dir, download, torch.device(device))
+
+
+def train_job(config: TrainConfig, path: Path) -> dict[str, Any]:
+    """One run in a job process (``train_run`` on the process's copy of the data set)."""
+    device = str(resolve_device(config.device))
+    return train_run(config, path, data=job_data(config.dataset, config.data_dir, bool(config.download), device))
 
 
 def train_run(config: TrainConfig, path: Path, progress: bool = False, data=None) -> dict[str, Any]:
@@ -164,22 +198,32 @@ def run_grid(
     out: str | Path,
     log: Callable[[str], None] = lambda line: None,
     progress: bool = False,
-    jobs: int = 1,
+    jobs: int | None = 1,
 ) -> list[dict[str, Any]]:
     """Train every unfinished run of ``runs`` in ``out/<name>`` (resuming partial ones); return all results.
 
     A run that stops at a non-finite loss or weight gets ``{"error": message, "config": ...}`` and
     the grid goes on. Every folder is checked before any training starts, so a folder holding a
     different run stops the command before it spends time. ``jobs``: how many runs train at once, each
-    in its own process (``job_config``'s share of the CPU threads); one job reads the data set once and
-    trains in this process. Results come back in ``runs``' order either way.
+    in its own process (None: ``auto_jobs``); with one, this process trains them in turn, reading the
+    data set once. Each run's CPU threads come from ``grid_config``, whatever ``jobs`` is (this process's
+    torch thread count is restored afterwards). Results come back in ``runs``' order either way.
     """
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out)
+    configs = [grid_config(run.config, len(runs)) for run in runs]
     statuses = [run_status(out, run) for run in runs]
     todo = [i for i, status in enumerate(statuses) if status != "done"]
-    log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}")
+    jobs = min(jobs or (auto_jobs(configs[0]) if configs else 1), max(1, len(todo)))
+    threads = sorted({config.threads for config in configs if config.threads is not None})
+    at_once = f"; {jobs} at once" if jobs > 1 else ""
+    each = f", {'/'.join(map(str, threads))} CPU threads each" if threads else ""
+    log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}{at_once}{each}")
+    if threads and jobs * threads[-1] > cpu_cores():
+        log(f"note: {jobs} jobs x {threads[-1]} threads exceed the {cpu_cores()} CPU cores; they will slow each other")
+    elif threads and len(todo) > jobs and jobs * threads[-1] < cpu_cores():
+        log(f"note: {jobs} jobs x {threads[-1]} threads leave CPU cores idle (--jobs auto fills all {cpu_cores()})")
     results: dict[int, dict[str, Any]] = {
         i: RunFolder(out / run.name).read_result() for i, run in enumerate(runs) if statuses[i] == "done"
     }
@@ -195,19 +239,23 @@ def run_grid(
                 f"{result['epochs']} epochs, {result['seconds']:.1f} s"
             )
 
-    if jobs == 1 or len(todo) <= 1:
-        data = None
-        for number, i in enumerate(todo, 1):
-            config = runs[i].config
-            if data is None:
-                data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
-            report(number, i, train_run(config, out / runs[i].name, progress, data))
+    if jobs == 1:
+        data, threads_before = None, torch.get_num_threads()
+        try:
+            for number, i in enumerate(todo, 1):
+                config = configs[i]
+                if data is None:
+                    device = resolve_device(config.device)
+                    data = load_dataset(config.dataset, config.data_dir, config.download, device)
+                report(number, i, train_run(config, out / runs[i].name, progress, data))
+        finally:
+            torch.set_num_threads(threads_before)
     else:
         context = job_context()
         with ProcessPoolExecutor(
             jobs, mp_context=context, initializer=start_job, initargs=(os.getpid(), keeps_freed_memory())
         ) as pool:
-            futures = {pool.submit(train_run, job_config(runs[i].config, jobs), out / runs[i].name): i for i in todo}
+            futures = {pool.submit(train_job, configs[i], out / runs[i].name): i for i in todo}
             try:
                 for number, future in enumerate(as_completed(futures), 1):
                     report(number, futures[future], future.result())

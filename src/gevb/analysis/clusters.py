@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 
 from gevb.layers import VecFlatten
 from gevb.models import Network
@@ -45,7 +43,11 @@ def cluster_ratio(embedding: np.ndarray, labels: np.ndarray) -> float:
 
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
-    """PCA to min(50, N, D) dimensions, then a 2-D t-SNE: (N, 2)."""
+    """PCA to min(50, N, D) dimensions, then a 2-D t-SNE: (N, 2). (scikit-learn is imported here, not with
+    the module: it takes about a second, which every ``gevb`` command would pay.)"""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
     reduced = PCA(n_components=min(50, *features.shape), random_state=seed).fit_transform(features)
     perplexity = min(30.0, (len(features) - 1) / 3)
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)

@@ -17,6 +17,15 @@ from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
 from gevb.rules import RULES
 
 
+def job_count(text: str) -> int | None:
+    """``--jobs``: a count of at least 1, or ``auto`` (None: ``gevb.grid.auto_jobs``)."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1 or auto, got {text!r}")
+    return int(text)
+
+
 def command_reproduce(args: argparse.Namespace) -> int:
     base = paper_protocol(args.dataset)
     if args.config:
@@ -36,7 +45,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
             print(f"{run.name}\t{run_status(out, run)}")
         return 0
     log, _ = emitters(False, args.quiet)
-    progress = not args.quiet and sys.stderr.isatty() and args.jobs == 1
+    progress = not args.quiet and sys.stderr.isatty()
     results = run_grid(runs, out, log=log, progress=progress, jobs=args.jobs)
     print_report(write_report(out), args.quiet)
     failed = [result for result in results if "error" in result]
@@ -89,8 +98,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="record each layer's angle to BP at every evaluation (default: on)",
     )  # fmt: skip
     grid.add_argument(
-        "--jobs", type=int, default=1, metavar="N",
-        help="train N runs at once, each in its own process with its share of the CPU threads (default: 1)",
+        "--jobs", type=job_count, default=None, metavar="N",
+        help="train N runs at once, each in its own process (default: auto, as many as the CPU cores hold at "
+        "each run's threads; 1 on a GPU)",
     )  # fmt: skip
     grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N interleaved slices (default: all)")
     grid.add_argument("--list", action="store_true", help="print the runs and their status, train nothing")
