@@ -4,8 +4,9 @@
   (torch lets cuDNN use TF32 by default).
 - ``tf32``: float32 tensors, with TF32 tensor-core matmuls and convolutions allowed (CUDA; the CPU
   has no TF32, so there it computes as fp32).
-- ``bf16``: the forward pass runs under ``torch.autocast(dtype=bfloat16)``; parameters, gradients and
-  optimizer state stay float32. The trace a rule reads is converted back to float32
+- ``bf16``: the forward pass runs under ``torch.autocast(dtype=bfloat16)`` without its cast cache (the
+  block spans many steps, each changing the weights in place); parameters, gradients and optimizer
+  state stay float32. The trace a rule reads is converted back to float32
   (``fp32_trace``), so the rule's update arithmetic is fp32 on the bf16 forward's activations.
 
 Every setting is process-wide in torch, so ``precision`` restores what it found (importing gevb
@@ -32,7 +33,10 @@ def precision(kind: str, device: torch.device) -> Iterator[None]:
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("high" if kind == "tf32" else "highest")
     torch.backends.cudnn.allow_tf32 = kind == "tf32"
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if kind == "bf16" else nullcontext()
+    # no cast cache: it keys bf16 weight copies by tensor, and the block spans steps whose optimizer
+    # changes the weights in place, so a cached copy would hand later forwards the old weights
+    bf16 = torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+    autocast = bf16 if kind == "bf16" else nullcontext()
     try:
         with autocast:
             yield
