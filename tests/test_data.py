@@ -324,7 +324,8 @@ def test_the_command_and_the_digits_import_no_scikit_learn():
 
 @pytest.mark.parametrize(
     "raw, problem",
-    [(b"not gzip", "not scikit-learn's digits table"), (gzip.compress(b"1,2,3\n4,5,6\n"), "(2, 3) table")],
+    [(b"not gzip", "not scikit-learn's digits table"), (gzip.compress(b"1,2,3\n4,5,6\n", mtime=0), "(2, 3) table")],
+    ids=["not-gzip", "wrong-shape"],
 )
 def test_a_damaged_digits_file_is_a_data_error(raw, problem):
     with pytest.raises(DataError, match=re.escape(problem)):

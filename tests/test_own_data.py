@@ -98,21 +98,23 @@ def forged_shape() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"not a zip", "not an .npz file"),
-        (npz_bytes(**{k: v for k, v in GOOD.items() if k != "y_test"}), "no array y_test"),
-        (npz_bytes(**{**GOOD, "y_train": np.array([0.0, 1.0, 0.0, 1.0])}), "integer labels"),
-        (npz_bytes(**{**GOOD, "y_train": np.array([0, 0, 0, 0]), "y_test": np.array([0, 0])}), "only one class"),
-        (npz_bytes(**{**GOOD, "y_train": np.array([0, -1, 0, 1])}), "negative label"),
-        (npz_bytes(**{**GOOD, "x_test": np.zeros((2, 4, 4), np.uint8)}), "differ in shape"),
-        (npz_bytes(**{**GOOD, "x_train": np.zeros((4,), np.uint8)}), "has shape"),
-        (npz_bytes(**{**GOOD, "x_train": np.full((4, 3, 3), np.nan, np.float32)}), "NaN"),
-        (npz_bytes(**{**GOOD, "x_train": np.array([None] * 4, dtype=object)}), "object"),
-        (forged_shape(), "declares shape"),
-    ],
-)
+# ids from the messages: the forged archive's bytes hold the time it was written, and pytest-xdist's
+# workers must collect identical test names
+BAD_NPZ = [
+    (b"not a zip", "not an .npz file"),
+    (npz_bytes(**{k: v for k, v in GOOD.items() if k != "y_test"}), "no array y_test"),
+    (npz_bytes(**{**GOOD, "y_train": np.array([0.0, 1.0, 0.0, 1.0])}), "integer labels"),
+    (npz_bytes(**{**GOOD, "y_train": np.array([0, 0, 0, 0]), "y_test": np.array([0, 0])}), "only one class"),
+    (npz_bytes(**{**GOOD, "y_train": np.array([0, -1, 0, 1])}), "negative label"),
+    (npz_bytes(**{**GOOD, "x_test": np.zeros((2, 4, 4), np.uint8)}), "differ in shape"),
+    (npz_bytes(**{**GOOD, "x_train": np.zeros((4,), np.uint8)}), "has shape"),
+    (npz_bytes(**{**GOOD, "x_train": np.full((4, 3, 3), np.nan, np.float32)}), "NaN"),
+    (npz_bytes(**{**GOOD, "x_train": np.array([None] * 4, dtype=object)}), "object"),
+    (forged_shape(), "declares shape"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_NPZ, ids=[message for _, message in BAD_NPZ])
 def test_every_bad_npz_is_one_clear_error(tmp_path, capsys, content, message):
     path = tmp_path / "bad.npz"
     path.write_bytes(content)
