@@ -218,12 +218,12 @@ def run_grid(
     jobs = min(jobs or (auto_jobs(configs[0]) if configs else 1), max(1, len(todo)))
     threads = sorted({config.threads for config in configs if config.threads is not None})
     at_once = f"; {jobs} at once" if jobs > 1 else ""
-    each = f", {'/'.join(map(str, threads))} CPU threads each" if threads else ""
+    each = f", {'/'.join(map(str, threads))} CPU thread{'s' if threads[-1] > 1 else ''} each" if threads else ""
     log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}{at_once}{each}")
     if threads and jobs * threads[-1] > cpu_cores():
-        log(f"note: {jobs} jobs x {threads[-1]} threads exceed the {cpu_cores()} CPU cores; they will slow each other")
+        log(f"note: {jobs} jobs x {threads[-1]} threads exceed the {cpu_cores()} CPU cores; they slow each other")
     elif threads and len(todo) > jobs and jobs * threads[-1] < cpu_cores():
-        log(f"note: {jobs} jobs x {threads[-1]} threads leave CPU cores idle (--jobs auto fills all {cpu_cores()})")
+        log(f"note: {jobs} job(s) x {threads[-1]} thread(s) leave CPU cores idle (--jobs auto fills all {cpu_cores()})")
     results: dict[int, dict[str, Any]] = {
         i: RunFolder(out / run.name).read_result() for i, run in enumerate(runs) if statuses[i] == "done"
     }
