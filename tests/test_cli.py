@@ -111,6 +111,8 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
         (["train", "--resume"], "--resume needs the run folder: add --out DIR"),
         (["eval", str(tmp_path / "nowhere")], "no checkpoint at"),
         (["eval", str(pickle_file)], "is not a loadable gevb checkpoint"),
+        (["reproduce", "--dataset", "digits", "--jobs", "0", "--list"], "a count of at least 1 or auto, got '0'"),
+        (["reproduce", "--dataset", "digits", "--jobs", "two", "--list"], "a count of at least 1 or auto"),
     ]
     for argv, message in cases:
         device = ["--device", "cpu"] if argv[0] == "train" else []
