@@ -35,8 +35,8 @@ def precision(kind: str, device: torch.device) -> Iterator[None]:
     torch.backends.cudnn.allow_tf32 = kind == "tf32"
     # no cast cache: it keys bf16 weight copies by tensor, and the block spans steps whose optimizer
     # changes the weights in place, so a cached copy would hand later forwards the old weights
-    bf16 = torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
-    autocast = bf16 if kind == "bf16" else nullcontext()
+    bf16 = kind == "bf16"
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False) if bf16 else nullcontext()
     try:
         with autocast:
             yield
