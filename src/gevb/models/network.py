@@ -57,6 +57,7 @@ class Network(nn.Module):
         self.vectorized, self.sign, self.name = vectorized, sign, name
         self.spec = spec  # the ArchitectureSpec it was built from (gevb.models.specs), if any
         self.weight_indices = [i for i, layer in enumerate(layers) if isinstance(layer, WeightLayer)]
+        self.gate_indices = [i + 1 for i in self.weight_indices[:-1]]  # the TGate after each hidden weight layer
         self._check_structure()
 
     def _check_structure(self) -> None:
@@ -170,7 +171,7 @@ class Network(nn.Module):
         weight = self.layers[0].weight
         probe = torch.zeros(1, *self.input_shape, dtype=weight.dtype, device=weight.device)
         masks = self.trace(probe).masks
-        return [tuple(masks[i + 1].shape[1:]) for i in self.weight_indices[:-1]]
+        return [tuple(masks[i].shape[1:]) for i in self.gate_indices]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Draw all weights and gate vectors from ``generator`` in layer order (docs/method.md §4).

@@ -124,7 +124,7 @@ class Rule(nn.Module):
         one, BP's credit (docs/method.md §5, §6). It changes no state of the rule.
         """
         credits = dict(backward_credits(model, output, error))
-        return [credits[i + 1] for i in model.weight_indices[:-1]]
+        return [credits[i] for i in model.gate_indices]
 
     def broadcast(self, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Vectorized networks: the K-vector the hidden units' scalar signals multiply, (B, K); ``e`` for
@@ -159,7 +159,7 @@ def backward_credits(
 
 def unit_signals(model: Network, output: Trace) -> list[torch.Tensor]:
     """All ones per hidden layer, [(B, *S_j)]: every unit receives the broadcast vector itself (GEVB, DRTP)."""
-    return [torch.ones_like(output.masks[i + 1]) for i in model.weight_indices[:-1]]
+    return [torch.ones_like(output.masks[i]) for i in model.gate_indices]
 
 
 def set_broadcast_grads(

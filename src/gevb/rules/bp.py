@@ -44,7 +44,7 @@ class BP(Rule):
     ) -> list[torch.Tensor]:
         """The credit this rule's backward pass brings to each hidden layer's output."""
         credits = dict(self.credits(model, output, error))
-        return [credits[i + 1] for i in model.weight_indices[:-1]]
+        return [credits[i] for i in model.gate_indices]
 
 
 @register_rule("bp-autograd", "BP (autograd)")

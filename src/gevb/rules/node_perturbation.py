@@ -62,7 +62,7 @@ class NodePerturbation(Rule):
             direction = error / error.norm(dim=1, keepdim=True).clamp_min(torch.finfo(error.dtype).tiny)
         else:
             direction = error.new_ones(batch, 1)
-        xis = self.noise(self.steps, [output.masks[i + 1] for i in model.weight_indices[:-1]])
+        xis = self.noise(self.steps, [output.masks[i] for i in model.gate_indices])
         noise = {}
         for i, xi in zip(model.weight_indices[:-1], xis, strict=True):
             shape = (batch, direction.shape[1], *[1] * (xi.dim() - 1))
