@@ -1,11 +1,13 @@
 """How closely a rule follows the gradient (docs/method.md §6): angles between its signals and updates and BP's.
 
 - *signal angle* of hidden layer l: per example, the angle between the signal the rule delivers to
-  the layer's output before the gate (all ones for GEVB, ``e @ B_l`` for DFA; ``Rule.hidden_signals``)
-  and exact BP's signal there, then the mean over the batch (examples where either is zero are left out).
-  In a vectorized network a signal is a scalar per unit times a K-vector per example (``Rule.broadcast``:
-  ``e``, or DRTP's ``-y``), so its angle to BP's ``c e`` has cosine ``cos(c_rule, c) * cos(v_rule, e)``
-  (the cosine of two outer products is the product of the cosines).
+  the layer's output before the gate (all ones for GEVB, ``e @ B_l`` for DFA; ``Rule.signals``, the
+  signals its gradients are made from) and exact BP's signal there, then the mean over the batch
+  (examples where either is zero are left out). A signal is a scalar per unit times a K-vector per
+  example (``HiddenSignals.vector``: ``e``, DRTP's ``-y``; ones in a conventional network), so its angle
+  to BP's ``c e`` has cosine ``cos(c_rule, c) * cos(v_rule, e)`` (the cosine of two outer products is the
+  product of the cosines). A rule without per-unit signals (``Rule.per_unit_signals``, e.g. autograd's
+  BP) has None here.
 - *update angle* of weight layer l: the angle between the rule's batch-mean weight update and
   the true gradient (both as set on ``.grad`` before the optimizer), flattened.
 
@@ -87,25 +89,26 @@ def measure_alignment(
     """Signal angles (hidden layers) and update angles (every weight layer) of ``rule`` against exact BP.
 
     x: (B, *input_shape); target: (B,). Returns ``{"signal_deg": {name: deg}, "update_deg": {name: deg}}``
-    keyed by ``layer_names``; None where undefined (all signals zero). ``reference``: a ``bp`` rule
-    for ``model`` (built when None).
+    keyed by ``layer_names``; None where undefined (all signals zero, or no per-unit signals).
+    ``reference``: a ``bp`` rule for ``model`` (built when None).
     """
     reference = reference or make_rule("bp", model)
     with grads_kept(model, rule):
-        with torch.no_grad():
-            output = model.trace(x)
-            error = loss_and_error(output.logits, target)[1]
-            delivered = rule.hidden_signals(model, output, error, target)
-            true = reference.hidden_signals(model, output, error, target)
-            vector = rule.broadcast(error, target)
+        if rule.per_unit_signals:
+            with torch.no_grad():
+                output = model.trace(x)
+                error = loss_and_error(output.logits, target)[1]
+                delivered = rule.signals(model, output, error, target)
+                true = reference.signals(model, output, error, target)
         updates = weight_updates(model, rule, x, target)
         gradients = weight_updates(model, reference, x, target)
     names = layer_names(model)
-    hidden = zip(names[:-1], delivered, true, strict=True)
-    if model.vectorized:
-        signal = {name: _finite(product_angles_deg(d, t, vector, error).nanmean().item()) for name, d, t in hidden}
-    else:
-        signal = {name: _finite(angles_deg(d, t).nanmean().item()) for name, d, t in hidden}
+    if rule.per_unit_signals:
+        hidden = zip(names[:-1], delivered.scalars, true.scalars, strict=True)
+        vectors = delivered.vector, true.vector
+        signal = {name: _finite(product_angles_deg(d, t, *vectors).nanmean().item()) for name, d, t in hidden}
+    else:  # updates only (e.g. autograd's BP): no per-unit signal to measure
+        signal = dict.fromkeys(names[:-1])
     update = {name: _finite(angle_deg(u, g)) for name, u, g in zip(names, updates, gradients, strict=True)}
     return {"signal_deg": signal, "update_deg": update}
 

@@ -18,7 +18,7 @@ from gevb.checkpoint import load_checkpoint, load_module_state
 from gevb.config import TrainConfig, config_from_mapping
 from gevb.data import Dataset, load_dataset, with_validation
 from gevb.models import ArchitectureSpec, Network, build_model
-from gevb.rules import Rule, make_rule
+from gevb.rules import RULES, Rule, make_rule
 from gevb.runs import RunFolder
 
 
@@ -101,7 +101,8 @@ def build_run(
         config.seed,
         device=device,
     )
-    rule = make_rule(config.rule, model, config.seed, noise_scale=config.noise_scale).to(device)
+    options = {name: getattr(config, name) for name in RULES[config.rule].options}  # the rule's own settings
+    rule = make_rule(config.rule, model, config.seed, **options).to(device)
     optimizer = make_optimizer(model, config.lr, config.optimizer, config.momentum, config.weight_decay)
     return RunParts(config, device, data, model, rule, optimizer, make_schedule(optimizer, config))
 

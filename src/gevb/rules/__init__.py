@@ -9,13 +9,14 @@ from gevb.rules.feedback_alignment import FeedbackAlignment  # isort: skip
 from gevb.rules.sign_symmetry import SignSymmetry  # isort: skip
 from gevb.rules.drtp import DRTP  # isort: skip
 from gevb.rules.node_perturbation import NodePerturbation  # isort: skip
-from gevb.rules.base import RULES, Rule, loss_and_error, make_rule, register_rule, train_step
+from gevb.rules.base import RULES, HiddenSignals, Rule, loss_and_error, make_rule, register_rule, train_step
 
 __all__ = [
     "BP",
     "DFA",
     "DRTP",
     "GEVB",
+    "HiddenSignals",
     "RULES",
     "AutogradBP",
     "FeedbackAlignment",

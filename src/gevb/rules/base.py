@@ -7,6 +7,7 @@ A rule's one job is to set ``.grad`` on the model's parameters from ``(model, ou
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -24,6 +25,10 @@ RULES: dict[str, type[Rule]] = {}
 def register_rule(name: str, title: str | None = None):
     """Class decorator: make a rule buildable as ``make_rule(name, model)``; ``title`` names it in tables
     and figures (default: the name in capitals)."""
+
+    if name in RULES:
+        taken = RULES[name].__qualname__
+        raise ValueError(f"a learning rule named {name!r} is registered already ({taken}); choose another name")
 
     def register(cls: type[Rule]) -> type[Rule]:
         cls.name, cls.title = name, title or name.upper()
@@ -46,13 +51,17 @@ def valid_pairs() -> str:
 def make_rule(name: str, model: Network, seed: int = 0, **options) -> Rule:
     """Build the rule registered as ``name`` for ``model``; ``seed`` draws any fixed random state.
 
-    ``options``: the rule's own settings (``Rule.options`` names them, e.g. node perturbation's
-    ``noise_scale``); settings another rule declares are ignored, so one config serves every rule.
+    ``options``: the rule's own settings, those ``Rule.options`` names (e.g. node perturbation's
+    ``noise_scale``); any other is an error.
     """
     if name not in RULES:
         raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
     rule = RULES[name]
-    return rule(model, seed=seed, **{key: value for key, value in options.items() if key in rule.options})
+    unknown = sorted(set(options) - set(rule.options))
+    if unknown:
+        takes = f"it takes {', '.join(rule.options)}" if rule.options else "it takes none"
+        raise ValueError(f"rule {name!r} has no option {', '.join(map(repr, unknown))}; {takes}")
+    return rule(model, seed=seed, **options)
 
 
 def check_labels(target: torch.Tensor, classes: int) -> None:
@@ -80,12 +89,39 @@ def loss_and_error(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return loss, error
 
 
+@dataclass(frozen=True)
+class HiddenSignals:
+    """What a rule delivers to its hidden layers (docs/rules.md): hidden weight layer j's output gradient is
+    ``dL/dh_j[b, k, ...] = vector[b, k] g_j[b, ...] / B`` with ``g_j = G_j * scalars[j]`` (``gated``, G_j
+    the gate after the layer) or ``g_j = scalars[j]``.
+
+    scalars: [(B, *S_j)], the signal at each hidden layer's output before its gate (BP: its credit c;
+    DFA: ``e @ B_l``; GEVB: 1); vector: (B, K), the K-vector every unit's scalar multiplies (``e`` for
+    BP and GEVB, ``-onehot`` for DRTP, ``e / |e|`` for node perturbation), ones (B, 1) in a conventional
+    network. The alignment analysis measures exactly these (docs/method.md §6).
+    """
+
+    scalars: list[torch.Tensor]
+    vector: torch.Tensor
+    gated: bool = True
+
+
+def error_vector(model: Network, error: torch.Tensor) -> torch.Tensor:
+    """The vector exact BP's hidden credits multiply: ``e`` (B, K) in a vectorized network, ones (B, 1) in a
+    conventional one (docs/method.md §5: ``dL/dh_i = c_i e``, or ``delta_i`` with K = 1)."""
+    return error if model.vectorized else error.new_ones(error.shape[0], 1)
+
+
 class Rule(nn.Module):
-    """Base learning rule. Subclasses implement ``deliver`` (the rule's math) under ``no_grad``.
+    """Base learning rule: a rule computes its ``signals`` under ``no_grad`` and ``deliver`` turns them into
+    gradients through the layers' own ``set_grads`` (``deliver_signals``), so what the alignment analysis
+    measures is what the rule trains with.
 
     Class attributes: ``name`` (set by ``register_rule``), ``vectorized`` (which network kinds it
     is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd),
-    ``options`` (names of the keyword settings its constructor takes beyond ``model`` and ``seed``).
+    ``options`` (names of the keyword settings its constructor takes beyond ``model`` and ``seed``),
+    ``per_unit_signals`` (False for a rule whose updates do not go through per-unit signals, such as
+    autograd's BP: it overrides ``set_grads``, and the alignment analysis reports its updates only).
     Rules are modules so that fixed random state (DFA feedback) lives in buffers.
     """
 
@@ -94,6 +130,7 @@ class Rule(nn.Module):
     vectorized: ClassVar[tuple[bool, ...]] = (True, False)
     needs_graph: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()
+    per_unit_signals: ClassVar[bool] = True
 
     def __init__(self, model: Network, seed: int = 0) -> None:
         super().__init__()
@@ -110,26 +147,16 @@ class Rule(nn.Module):
             self.deliver(model, output, error, target)
         return loss
 
+    def signals(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> HiddenSignals:
+        """This step's signals to the hidden layers from the output error ``error`` (B, num_classes) and the
+        labels ``target`` (B,). Changes no state of the rule (``deliver`` advances it)."""
+        raise NotImplementedError(
+            f"rule {type(self).__name__} must define signals(), or set per_unit_signals = False and override set_grads"
+        )
+
     def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
-        """Set the gradients from the output error ``error`` (B, num_classes) and the labels ``target`` (B,)."""
-        raise NotImplementedError
-
-    def hidden_signals(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """The signal this rule delivers to each hidden layer's output, before the gate: [(B, *S_j)].
-
-        Vectorized networks: the scalar per unit that multiplies the broadcast vector (``broadcast``;
-        dL/da_i = c_i e for BP); conventional: dL/da itself (per example). This default is the true
-        one, BP's credit (docs/method.md §5, §6). It changes no state of the rule.
-        """
-        credits = dict(backward_credits(model, output, error))
-        return [credits[i] for i in model.gate_indices]
-
-    def broadcast(self, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Vectorized networks: the K-vector the hidden units' scalar signals multiply, (B, K); ``e`` for
-        every rule that uses the output error (docs/method.md §5). Conventional networks do not use it."""
-        return error
+        """Set the gradients: the hidden layers' from ``signals``, the readout's true one."""
+        deliver_signals(model, output, error, self.signals(model, output, error, target))
 
 
 BackwardWeight = Callable[[int, WeightLayer], torch.Tensor]
@@ -162,27 +189,15 @@ def unit_signals(model: Network, output: Trace) -> list[torch.Tensor]:
     return [torch.ones_like(output.masks[i]) for i in model.gate_indices]
 
 
-def set_broadcast_grads(
-    model: Network,
-    output: Trace,
-    error: torch.Tensor,
-    hidden_signals: list[torch.Tensor] | None = None,
-    hidden_error: torch.Tensor | None = None,
-) -> None:
-    """Rules that deliver a signal straight to each layer (GEVB, DFA, DRTP; docs/method.md §5).
-
-    The readout gets its true credit; hidden layer j gets ``g = G_j`` (GEVB) or
-    ``g = G_j * hidden_signals[j]`` (DFA), G_j the gate right after it, with the vector
-    ``hidden_error`` (B, num_classes) in place of ``error`` where given (DRTP: the target alone).
-    Nothing travels backwards.
-    """
+def deliver_signals(model: Network, output: Trace, error: torch.Tensor, signals: HiddenSignals) -> None:
+    """Set every weight layer's gradients (docs/method.md §5): hidden layer j through ``set_grads`` with
+    ``err = signals.vector / B`` and ``g = G_j * signals.scalars[j]`` (or the scalars alone, ungated); the
+    readout its true gradient from ``error`` (B, num_classes)."""
     err, readout_credit = model.split_error(error)
-    hidden_err = err if hidden_error is None else model.split_error(hidden_error)[0]
+    hidden_err = signals.vector / error.shape[0]
     *hidden, readout = model.weight_indices
-    for j, i in enumerate(hidden):
-        g = output.masks[i + 1]
-        if hidden_signals is not None:
-            g = g * hidden_signals[j]
+    for i, scalar in zip(hidden, signals.scalars, strict=True):
+        g = output.masks[i + 1] * scalar if signals.gated else scalar
         model.layers[i].set_grads(output.inputs[i], hidden_err, g)
     model.layers[readout].set_grads(output.inputs[readout], err, readout_credit)
 

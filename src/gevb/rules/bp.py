@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from gevb.layers import WeightLayer
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, backward_credits, register_rule
+from gevb.rules.base import HiddenSignals, Rule, backward_credits, error_vector, register_rule
 
 
 @register_rule("bp")
@@ -32,19 +32,11 @@ class BP(Rule):
         """This rule's scalar credit at the output of every layer, readout first: (i, c_i)."""
         return backward_credits(model, output, error, self.backward_weight)
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
-        err = model.split_error(error)[0]
-        weights = set(model.weight_indices)
-        for i, credit in self.credits(model, output, error):
-            if i in weights:
-                model.layers[i].set_grads(output.inputs[i], err, credit)
-
-    def hidden_signals(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """The credit this rule's backward pass brings to each hidden layer's output."""
-        credits = dict(self.credits(model, output, error))
-        return [credits[i] for i in model.gate_indices]
+    def signals(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> HiddenSignals:
+        """The credit this rule's backward pass brings to each hidden layer's output (before its gate)."""
+        gates = set(model.gate_indices)
+        credits = {i: credit for i, credit in self.credits(model, output, error) if i in gates}
+        return HiddenSignals([credits[i] for i in model.gate_indices], error_vector(model, error))
 
 
 @register_rule("bp-autograd", "BP (autograd)")
@@ -52,6 +44,7 @@ class AutogradBP(Rule):
     """Reference BP: ``torch.autograd.grad`` of the mean cross-entropy (carries K-vectors back)."""
 
     needs_graph = True
+    per_unit_signals = False  # autograd carries K-vectors back; the alignment analysis reports its updates only
 
     def set_grads(self, model: Network, output: Trace, target: torch.Tensor) -> torch.Tensor:
         if not output.logits.requires_grad:

@@ -7,7 +7,7 @@ import math
 import torch
 
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule, set_broadcast_grads
+from gevb.rules.base import HiddenSignals, Rule, error_vector, register_rule
 
 
 def random_feedback(model: Network, seed: int, signed: bool) -> torch.Tensor:
@@ -45,11 +45,6 @@ class DFA(Rule):
         self.shapes = model.hidden_shapes()
         self.register_buffer("feedback", random_feedback(model, seed, signed=model.sign == "mixed"))
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
-        set_broadcast_grads(model, output, error, projected(error, self.feedback, self.shapes))
-
-    def hidden_signals(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> list[torch.Tensor]:
+    def signals(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> HiddenSignals:
         """``e @ B_l`` per hidden layer."""
-        return projected(error, self.feedback, self.shapes)
+        return HiddenSignals(projected(error, self.feedback, self.shapes), error_vector(model, error))

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule, set_broadcast_grads, unit_signals
+from gevb.rules.base import HiddenSignals, Rule, error_vector, register_rule, unit_signals
 from gevb.rules.dfa import projected, random_feedback
 
 
@@ -35,20 +35,9 @@ class DRTP(Rule):
             self.shapes = model.hidden_shapes()
             self.register_buffer("feedback", random_feedback(model, seed, signed=True))
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
+    def signals(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> HiddenSignals:
+        """Vectorized: all ones times ``-y`` (each unit gets ``-y`` itself); conventional: ``-y @ B_l``."""
         vector = target_vector(target, error)
         if model.vectorized:
-            set_broadcast_grads(model, output, error, hidden_error=vector)
-        else:
-            set_broadcast_grads(model, output, error, projected(vector, self.feedback, self.shapes))
-
-    def hidden_signals(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Vectorized: all ones (each unit gets ``-y`` itself); conventional: ``-y @ B_l``."""
-        if model.vectorized:
-            return unit_signals(model, output)
-        return projected(target_vector(target, error), self.feedback, self.shapes)
-
-    def broadcast(self, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return target_vector(target, error)
+            return HiddenSignals(unit_signals(model, output), vector)
+        return HiddenSignals(projected(vector, self.feedback, self.shapes), error_vector(model, error))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule, set_broadcast_grads, unit_signals
+from gevb.rules.base import HiddenSignals, Rule, register_rule, unit_signals
 
 
 @register_rule("gevb")
@@ -18,11 +18,6 @@ class GEVB(Rule):
 
     vectorized = (True,)
 
-    def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
-        set_broadcast_grads(model, output, error)
-
-    def hidden_signals(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """All ones: every unit receives ``e`` itself (the gate then multiplies it)."""
-        return unit_signals(model, output)
+    def signals(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> HiddenSignals:
+        """All ones times ``e``: every unit receives ``e`` itself (the gate then multiplies it)."""
+        return HiddenSignals(unit_signals(model, output), error)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from gevb.init import stream_seed
 from gevb.models.network import Network, Trace
-from gevb.rules.base import Rule, register_rule
+from gevb.rules.base import HiddenSignals, Rule, register_rule
 
 NOISE_STREAM = 3  # gevb.init.stream_seed; FA's feedback is stream 2
 
@@ -53,10 +53,9 @@ class NodePerturbation(Rule):
         drawn = [torch.randn(m.shape, generator=generator, dtype=torch.float64, device=device) for m in like]
         return [xi.to(m.dtype) for xi, m in zip(drawn, like, strict=True)]
 
-    def estimates(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The directions u (B, K) and the credit estimates ``c^`` [(B, *S_j)] of this step's noise."""
+    def signals(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> HiddenSignals:
+        """The credit estimates ``c^`` [(B, *S_j)] of this step's noise along the directions u (B, K),
+        ungated (the noisy pass went through the gates)."""
         batch, sigma = error.shape[0], self.noise_scale
         if model.vectorized:
             direction = error / error.norm(dim=1, keepdim=True).clamp_min(torch.finfo(error.dtype).tiny)
@@ -73,19 +72,8 @@ class NodePerturbation(Rule):
         clean = F.cross_entropy(clean_logits, target, reduction="none")
         change = F.cross_entropy(model.perturbed_logits(output.inputs[0], noise), target, reduction="none") - clean
         scale = change / sigma
-        return direction, [scale.view(batch, *[1] * (xi.dim() - 1)) * xi for xi in xis]
+        return HiddenSignals([scale.view(batch, *[1] * (xi.dim() - 1)) * xi for xi in xis], direction, gated=False)
 
     def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
-        direction, credits = self.estimates(model, output, error, target)
+        super().deliver(model, output, error, target)
         self.steps += 1
-        err, readout_credit = model.split_error(error)
-        *hidden, readout = model.weight_indices
-        for i, credit in zip(hidden, credits, strict=True):
-            model.layers[i].set_grads(output.inputs[i], direction / error.shape[0], credit)
-        model.layers[readout].set_grads(output.inputs[readout], err, readout_credit)
-
-    def hidden_signals(
-        self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """The credit estimates ``c^`` of the next step's noise (the step count is left as it is)."""
-        return self.estimates(model, output, error, target)[1]
