@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from gevb import ARCHITECTURES, RULES
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # one thread per pytest-xdist worker, for torch here and in the processes tests start: workers share
-    # the cores, and more threads would oversubscribe them (two slow down ~3x when a core is taken)
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
+# One torch thread in every test, in a pytest-xdist worker or not (and in the processes tests start): a
+# trajectory's last digits depend on the thread count (GEMMs and convolutions split their sums by it), so a
+# test's result must not depend on where it ran or on what ran before it; workers share the cores, too.
+TEST_THREADS = 1
+os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
+
+
+@pytest.fixture(autouse=True)
+def same_start_for_every_test():
+    """Each test starts at ``TEST_THREADS`` torch threads and from seeded global random states (whatever an
+    earlier test in the worker drew or seeded, e.g. a Trainer's seed); one that leaves another thread count
+    behind fails (a library call that changes the process-wide count must give it back)."""
+    torch.set_num_threads(TEST_THREADS)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+    left = torch.get_num_threads()
+    torch.set_num_threads(TEST_THREADS)
+    assert left == TEST_THREADS, f"the test left torch at {left} threads, not {TEST_THREADS}"
 
 
 NO_CUDA = "no CUDA device here: this check runs where one is (benchmarks/gpu_check.sh runs it on a GPU)"

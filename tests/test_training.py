@@ -14,6 +14,7 @@ from gevb.checkpoint import load_checkpoint, save_checkpoint
 from gevb.cli import main
 from gevb.config import TrainConfig, config_from_mapping, load_config
 from gevb.evaluation import evaluate_run
+from gevb.hooks import Hook
 from gevb.training import Trainer, train
 
 TIMING = ("seconds", "samples_per_s")
@@ -326,11 +327,31 @@ def test_optimizer_settings_take_effect_and_resume_bit_identical(tmp_path, chang
     assert a["schedule"] == b["schedule"] and a["schedule"]["last_epoch"] == 4
 
 
-def test_threads_setting_sets_torch_s_thread_pool():
+class ThreadsSeen(Hook):
+    """Records torch's thread count at every step."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def after_step(self, trainer) -> None:
+        self.seen.add(torch.get_num_threads())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_setting_holds_while_training_and_gives_the_callers_count_back(threads):
+    """torch's thread pool is process-wide: a Trainer sets ``threads`` for its own work only, so nothing run
+    after it (a notebook's next cell, the next test in a worker) inherits another count."""
     before = torch.get_num_threads()
+    other = 3 - threads  # the count the caller holds: not the run's
+    torch.set_num_threads(other)
     try:
-        Trainer(small(epochs=1, threads=1))
-        assert torch.get_num_threads() == 1
+        seen = ThreadsSeen()
+        trainer = Trainer(small(epochs=1, threads=threads), hooks=[seen])
+        assert torch.get_num_threads() == other  # constructing changes nothing
+        trainer.fit()
+        assert seen.seen == {threads} and torch.get_num_threads() == other
+        trainer.dry_run()
+        assert torch.get_num_threads() == other
     finally:
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="threads must be at least 1"):

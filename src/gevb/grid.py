@@ -239,17 +239,14 @@ def run_grid(
                 f"{result['epochs']} epochs, {result['seconds']:.1f} s"
             )
 
-    if jobs == 1:
-        data, threads_before = None, torch.get_num_threads()
-        try:
-            for number, i in enumerate(todo, 1):
-                config = configs[i]
-                if data is None:
-                    device = resolve_device(config.device)
-                    data = load_dataset(config.dataset, config.data_dir, config.download, device)
-                report(number, i, train_run(config, out / runs[i].name, progress, data))
-        finally:
-            torch.set_num_threads(threads_before)
+    if jobs == 1:  # each run's Trainer gives the caller's torch thread count back when it returns
+        data = None
+        for number, i in enumerate(todo, 1):
+            config = configs[i]
+            if data is None:
+                device = resolve_device(config.device)
+                data = load_dataset(config.dataset, config.data_dir, config.download, device)
+            report(number, i, train_run(config, out / runs[i].name, progress, data))
     else:
         context = job_context()
         with ProcessPoolExecutor(

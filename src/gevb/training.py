@@ -32,6 +32,7 @@ from gevb.precision import precision
 from gevb.provenance import provenance
 from gevb.rules import train_step
 from gevb.runs import RunFolder
+from gevb.threads import torch_threads
 
 Log = Callable[[str], None]
 
@@ -100,8 +101,6 @@ class Trainer:
         parts = build_run(self.config, data, device, saved)
         self.device, self.data, self.model, self.rule = parts.device, parts.data, parts.model, parts.rule
         self.optimizer, self.schedule = parts.optimizer, parts.schedule
-        if self.config.threads is not None:  # asked for: torch's thread pool is process-wide
-            torch.set_num_threads(self.config.threads)
         self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
         self.best_loss, self.stale_evaluations = math.inf, 0  # early stopping (``patience``), on val or train
         self.skipped_last_step, self.batch_share = False, 1.0
@@ -257,7 +256,12 @@ class Trainer:
         )
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result."""
+        """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result.
+        With ``config.threads``, torch runs that many CPU threads until it returns, then the caller's again."""
+        with torch_threads(self.config.threads):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         self.provenance = provenance(self.device)
         for hook in self.hooks:
             hook.start(self)
@@ -336,8 +340,9 @@ class Trainer:
     def dry_run(self) -> dict[str, Any]:
         """Two training batches and one evaluation batch per split; nothing is written."""
         start = time.perf_counter()
-        loss = self.train_epoch(max_steps=2)
-        metrics = self.measure(limit=self.config.eval_batch_size)
+        with torch_threads(self.config.threads):
+            loss = self.train_epoch(max_steps=2)
+            metrics = self.measure(limit=self.config.eval_batch_size)
         self.seconds = time.perf_counter() - start
         self.log(f"dry run: 2 steps (last loss {loss:.4f}), one eval batch per split, {self.seconds:.2f} s")
         return {**metrics, "epochs": 0, "dry_run": True, "seconds": self.seconds, "config": self.config.to_dict()}
