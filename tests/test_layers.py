@@ -4,6 +4,8 @@ first layer against the materialized expanded input, the rules' layer protocol
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -307,19 +309,21 @@ def test_the_onednn_probe_leaves_the_global_rng_alone():
 
 
 @pytest.mark.parametrize("rule", ["gevb", "bp"])
-def test_onednn_matmul_fast_path_equals_the_reference(monkeypatch, digits, rule):
+def test_onednn_matmul_fast_path_equals_the_reference(digits, rule):
     """float32 on the CPU takes oneDNN's GEMM (``matmul_nt``); the float64 tests above take ``a @ w.t()``."""
     if not dispatch.onednn_matmul():
         pytest.skip("this torch has no oneDNN fp32 GEMM; only the reference path exists")
     x, y = digits[0][:64], digits[1][:64]
-    grads = {}
+    grads, taken = {}, {}
     for fast in (True, False):
-        monkeypatch.setattr(dispatch, "onednn_matmul", lambda fast=fast: fast)
         model = build_model("fc-vec", (1, 8, 8), 10, "nonneg", widths=(32, 16), seed=2)
-        with torch.no_grad():
-            output = model.trace(x)
-            make_rule(rule, model).deliver(model, output, loss_and_error(output.logits, y)[1], y)
-        grads[fast] = (output.logits, {name: p.grad for name, p in model.named_parameters()})
+        with dispatch.choices() as counts, contextlib.nullcontext() if fast else dispatch.reference_paths():
+            with torch.no_grad():
+                output = model.trace(x)
+                make_rule(rule, model).deliver(model, output, loss_and_error(output.logits, y)[1], y)
+        grads[fast], taken[fast] = (output.logits, {name: p.grad for name, p in model.named_parameters()}), counts
+    assert taken[True]["onednn_gemm", True] > 0 and taken[True]["onednn_gemm", False] == 0  # two paths ran
+    assert taken[False]["onednn_gemm", True] == 0 and taken[False]["onednn_gemm", False] > 0
     assert_close(grads[True][0], grads[False][0], rtol=1e-4, atol=1e-5)
     for name, grad in grads[False][1].items():
         assert grad.abs().max() > 0
@@ -358,22 +362,52 @@ def test_set_grads_hands_back_gradients_in_the_parameters_layout(layer, a_in):
         )
 
 
+def dispatched_ops(device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every op ``gevb.layers.dispatch`` chooses a path for, on fixed inputs: pooling, ``a @ w.T``, an inner
+    locally connected layer wide enough for the row GEMMs (kw * C = 36 >= 32), and K-pass contraction."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 2, 4, 6, 7, generator=generator, dtype=dtype).to(device)  # (B, K, C, H, W)
+    x, w = torch.randn(5, 8, generator=generator, dtype=dtype), torch.randn(4, 8, generator=generator, dtype=dtype)
+    layer = VecLocal2d(12, 4, 3, (6, 6), 2, padding=1, dtype=dtype)
+    layer.weight.data.copy_(torch.randn(layer.weight.shape, generator=generator, dtype=dtype))
+    layer.to(device)
+    inputs = torch.randn(3, 2, 12, 6, 6, generator=generator, dtype=dtype).to(device)
+    err = torch.randn(3, 2, generator=generator, dtype=dtype).to(device)
+    with torch.no_grad():
+        return {
+            "pool": VecAvgPool2d(2)(a),
+            "matmul_nt": base.matmul_nt(x.to(device), w.to(device)),
+            "local": layer(inputs),
+            "contract": contract(err, a.permute(0, 1, 2, 4, 3)),
+        }
+
+
+def fast_paths(device: str, dtype: torch.dtype) -> set[str]:
+    """The fast paths a device takes for ``dispatched_ops``: on the CPU every one (oneDNN's GEMM in float32 where
+    this torch has it); on CUDA none yet (cuBLAS / cuDNN until a GPU measurement says otherwise)."""
+    if device != "cpu":
+        return set()
+    return {"strided_sum_pooling", "row_gemms"} | (
+        {"onednn_gemm"} if dtype == torch.float32 and dispatch.onednn_matmul() else set()
+    )
+
+
+def fast_taken(counts) -> set[str]:
+    return {path for (path, fast), calls in counts.items() if fast and calls}
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_each_devices_paths_equal_the_references(device):
-    """Whatever ``gevb.layers.dispatch`` picks on this device equals the plain op, in float64 and float32."""
+    """What ``gevb.layers.dispatch`` takes on this device against other code: on the CPU, the fast paths
+    against the reference paths that ``reference_paths()`` forces; on CUDA, which takes no fast path, the
+    CUDA result against the CPU's fast paths. The dispatch's counts say which paths ran on each side."""
     for dtype, tolerance in ((torch.float64, {}), (torch.float32, {"rtol": 1e-4, "atol": 1e-5})):
-        generator = torch.Generator().manual_seed(0)
-        a = torch.randn(3, 2, 4, 6, 7, generator=generator, dtype=dtype).to(device)  # (B, K, C, H, W)
-        assert_close(VecAvgPool2d(2)(a), F.avg_pool2d(a.flatten(0, 1), 2).unflatten(0, (3, 2)), **tolerance)
-        x, w = torch.randn(5, 8, generator=generator, dtype=dtype).to(device), torch.randn(4, 8, dtype=dtype).to(device)
-        assert_close(base.matmul_nt(x, w), x @ w.t(), **tolerance)
-        layer = VecLocal2d(8, 4, 3, (6, 6), 2, padding=1, device=device, dtype=dtype)
-        layer.weight.data.normal_()
-        inputs = torch.randn(3, 2, 8, 6, 6, generator=generator, dtype=dtype).to(device)
-        with torch.no_grad():
-            fast = layer(inputs)  # kw * C = 24 < 32: the reference path; the row GEMMs below
-            assert_close(layer._row_gemms(inputs), fast, **tolerance)
-        assert_close(layer(inputs.requires_grad_()).detach(), fast, **tolerance)  # autograd's path
-        err = torch.randn(3, 2, generator=generator, dtype=dtype).to(device)
-        assert_close(contract(err, a.permute(0, 1, 2, 4, 3)), torch.einsum("bk,bkcxy->bcxy", err, a.transpose(3, 4)),
-                     **tolerance)  # fmt: skip
+        with dispatch.choices() as taken:
+            got = dispatched_ops(device, dtype)
+        with dispatch.choices() as other, dispatch.reference_paths() if device == "cpu" else contextlib.nullcontext():
+            expected = dispatched_ops("cpu", dtype)
+        assert fast_taken(taken) == fast_paths(device, dtype), f"{device} {dtype}"
+        assert fast_taken(other) == (set() if device == "cpu" else fast_paths("cpu", dtype))
+        assert fast_taken(taken) != fast_taken(other)  # two different code paths were compared
+        for name, value in got.items():
+            assert_close(value.cpu(), expected[name], **tolerance, msg=f"{name} {dtype}")

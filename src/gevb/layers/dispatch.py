@@ -3,12 +3,17 @@
 Every trick below was measured on the CPU (BENCHMARKS.md, docs/design.md "Efficiency") and is taken
 only there; elsewhere (CUDA) the layers take their reference paths, which are cuBLAS / cuDNN calls,
 until a measurement on a GPU (benchmarks/gpu_check.sh) says another variant is faster there. The
-tests hold every fast path equal to its reference on every device present.
+tests hold every fast path equal to its reference on every device present: ``reference_paths()`` turns
+every fast path off for a block, and ``choices()`` counts which path each call took, so a test knows
+which one ran.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -16,6 +21,39 @@ import torch
 # conventional first layers) the GEMMs are too thin and patches win; from kw*C = 64 on row GEMMs
 # win (docs/design.md, "Efficiency"; measured on the CPU). Both paths are tested against the reference.
 ROW_GEMM_MIN_INNER = 32
+
+_fast_paths = [True]  # the innermost setting last (``reference_paths``)
+_recorders: list[Counter] = []  # open ``choices()`` blocks
+
+
+@contextmanager
+def reference_paths() -> Iterator[None]:
+    """Every layer takes its reference path inside the block (the fast paths off: tests, spread measurements)."""
+    _fast_paths.append(False)
+    try:
+        yield
+    finally:
+        _fast_paths.pop()
+
+
+@contextmanager
+def choices() -> Iterator[Counter]:
+    """Count the path every dispatched call takes inside the block: ``{(path, fast): calls}``, path one of
+    ``onednn_gemm``, ``strided_sum_pooling``, ``row_gemms``."""
+    counter: Counter = Counter()
+    _recorders.append(counter)
+    try:
+        yield counter
+    finally:
+        _recorders.remove(counter)
+
+
+def _chosen(path: str, fast: bool) -> bool:
+    """The fast path where it applies and fast paths are on; the choice is counted for open ``choices()``."""
+    fast = fast and _fast_paths[-1]
+    for counter in _recorders:
+        counter[path, fast] += 1
+    return fast
 
 
 @functools.cache
@@ -49,16 +87,16 @@ def autocasting(a: torch.Tensor) -> bool:
 def use_onednn_gemm(a: torch.Tensor, w: torch.Tensor) -> bool:
     """``a @ w.T`` by oneDNN: CPU, float32, no autograd (it uses AVX-512 where MKL's GEMM does not)."""
     cpu_fp32 = a.device.type == "cpu" and a.dtype == w.dtype == torch.float32
-    return cpu_fp32 and not recording(a, w) and not autocasting(a) and onednn_matmul()
+    return _chosen("onednn_gemm", cpu_fp32 and not recording(a, w) and not autocasting(a) and onednn_matmul())
 
 
 def use_strided_sum_pooling(a: torch.Tensor) -> bool:
     """Average pooling as strided-view sums (beats ``F.avg_pool2d``'s general CPU kernel): CPU only."""
-    return a.device.type == "cpu"
+    return _chosen("strided_sum_pooling", a.device.type == "cpu")
 
 
 def use_row_gemms(a: torch.Tensor, weight: torch.Tensor, kernel_width: int, channels: int) -> bool:
     """An inner locally connected layer by strided-window GEMMs per output row: CPU, no autograd, and
     kernel rows of at least ``ROW_GEMM_MIN_INNER`` values (hundreds of small GEMMs would not pay on a GPU)."""
     wide = kernel_width * channels >= ROW_GEMM_MIN_INNER
-    return a.device.type == "cpu" and wide and not recording(a, weight) and not autocasting(a)
+    return _chosen("row_gemms", a.device.type == "cpu" and wide and not recording(a, weight) and not autocasting(a))
