@@ -98,11 +98,11 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
     pickle_file.write_bytes(gzip.compress(b"not a checkpoint"))
     cases = [
         (["train", "--rule", "hebb"], "invalid choice: 'hebb'"),
-        (["train", "--epochs", "x"], "invalid int value"),
+        (["train", "--epochs", "x"], "argument --epochs: must be an integer at least 1 and at most 2**63 - 1, got 'x'"),
         (["train", "--widths", "a,b"], "comma-separated integers"),
         (["train", "--model", "fc-vec", "--rule", "dfa"], "rule 'dfa' does not train model 'fc-vec'"),
         (["train", "--model", "conv", "--rule", "gevb"], "rule 'gevb' does not train model 'conv'"),
-        (["train", "--epochs", "0"], "epochs must be at least 1"),
+        (["train", "--epochs", "0"], "argument --epochs: must be an integer at least 1"),
         (["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty")], "mnist"),
         (["train", "--dataset", "mnist", "--data-dir", str(idx_dir)], "train-images-idx3-ubyte"),
         (["train", "--config", str(yaml_bad)], "epochs must be int"),
@@ -111,8 +111,8 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
         (["train", "--resume"], "--resume needs the run folder: add --out DIR"),
         (["eval", str(tmp_path / "nowhere")], "no checkpoint at"),
         (["eval", str(pickle_file)], "is not a loadable gevb checkpoint"),
-        (["reproduce", "--dataset", "digits", "--jobs", "0", "--list"], "a count of at least 1 or auto, got '0'"),
-        (["reproduce", "--dataset", "digits", "--jobs", "two", "--list"], "a count of at least 1 or auto"),
+        (["reproduce", "--dataset", "digits", "--jobs", "0", "--list"], "--jobs: must be auto or an integer at least"),
+        (["reproduce", "--dataset", "digits", "--jobs", "two", "--list"], "--jobs: must be auto or an integer"),
     ]
     for argv, message in cases:
         device = ["--device", "cpu"] if argv[0] == "train" else []

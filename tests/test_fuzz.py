@@ -1,4 +1,5 @@
-"""Property-based fuzzing of everything that reads untrusted bytes: the IDX and CIFAR-10 readers and config files.
+"""Property-based fuzzing of everything that reads untrusted bytes: the IDX and CIFAR-10 readers, config files
+and checkpoints.
 
 Random, truncated and forged inputs must give either a valid result or the one clear error (DataError /
 ValueError), never another exception or an allocation larger than the file justifies (tracemalloc's
@@ -9,15 +10,18 @@ distinct inputs each fuzzer tried.
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import tracemalloc
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gevb.checkpoint import load_checkpoint
 from gevb.config import TrainConfig, load_config
 from gevb.data.errors import DataError
 from gevb.data.readers import CIFAR_RECORD_BYTES, MAX_DEFLATE_RATIO, read_cifar_batch, read_idx_images, read_idx_labels
@@ -150,6 +154,41 @@ def test_config_values_that_would_break_training_are_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError):
         load_config(path).validate()
+
+
+def a_checkpoint() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"format": "gevb-checkpoint", "version": 2, "model": {"w": torch.zeros(3)}}, buffer)
+    return buffer.getvalue()
+
+
+def test_checkpoints_load_or_give_one_error_naming_the_file(tmp_path_factory, recwarn):
+    """Noise, truncated and byte-flipped checkpoints: a dict, or one ValueError naming the file; no other
+    exception (torch's unpickler raised IndexError, KeyError, struct.error) and no warning (a second line)."""
+    path = tmp_path_factory.mktemp("checkpoint") / "checkpoint.pt"
+    good = a_checkpoint()
+    seen: set[bytes] = set()
+    flips = st.lists(st.tuples(st.integers(0, len(good) - 1), st.integers(0, 255)), min_size=1, max_size=8)
+    inputs = st.one_of(
+        st.binary(max_size=200),
+        st.integers(0, len(good) - 1).map(lambda n: good[:n]),
+        st.just(b"\x80").flatmap(lambda head: st.binary(max_size=60).map(lambda tail: head + tail)),  # a pickle
+        flips.map(lambda pairs: bytes(b if i not in dict(pairs) else dict(pairs)[i] for i, b in enumerate(good))),
+    )
+
+    @FUZZ
+    @given(payload=inputs)
+    def fuzz(payload: bytes) -> None:
+        seen.add(payload)
+        path.write_bytes(payload)
+        try:
+            assert isinstance(load_checkpoint(path), dict)
+        except ValueError as error:
+            assert str(path) in str(error) and "\n" not in str(error)
+
+    fuzz()
+    print(f"checkpoints: {len(seen)} distinct inputs")
+    assert len(seen) >= 200 and not [w for w in recwarn if "pickle" in str(w.message)]
 
 
 def test_the_property_tests_have_no_wall_clock_deadline():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pickle
 import random
+import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from torch import nn
 from gevb.files import atomic_file
 
 FORMAT, VERSION = "gevb-checkpoint", 2
+# What torch.load raises for bytes that are not a checkpoint (its weights-only unpickler trusts nothing,
+# and its errors on truncated or forged bytes range from IndexError to struct.error).
+UNLOADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, struct.error)
 # Version 1 (gevb 0.1): conventional conv/LC networks flattened in (H, W, C) order, so their weights mean
 # something else now, and LC and one-channel conv-vec runs were trained by a partly wrong optimizer step.
 OLDER = {1: "gevb 0.1, whose conventional networks were built differently and whose Adam step was partly wrong"}
@@ -47,8 +52,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}; pass a run folder or its checkpoint.pt")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        with warnings.catch_warnings():  # a forged protocol byte would add a second line: "Detected pickle protocol"
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except UNLOADABLE as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path} is not a loadable gevb checkpoint ({reason[:200]}); pass a checkpoint.pt") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

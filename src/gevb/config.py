@@ -26,9 +26,87 @@ from gevb.rules import RULES
 from gevb.rules.base import valid_pairs
 
 DEVICES = ("auto", "cpu", "cuda")
+DEVICE_INDEX_MAX = 127  # torch's device index is an int8: torch.device("cuda:128") is cuda:-128
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("none", "cosine", "step")
 NONFINITE_POLICIES = ("stop", "skip")
+
+
+def power_text(number: float) -> str:
+    """``number`` as written in range messages: 2**63 - 1 and 2**64 rather than their 19 or 20 digits."""
+    if isinstance(number, int) and number >= 2**20:
+        if (number + 1).bit_count() == 1:
+            return f"2**{number.bit_length()} - 1"
+        if number.bit_count() == 1:
+            return f"2**{number.bit_length() - 1}"
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The values a numeric setting takes: ``low`` to ``high``, each end included unless ``open_low`` /
+    ``open_high``. Integer bounds make an integer setting; nan lies in no interval."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        """What a value must be, after "must be": "at least 1 and at most 2**63 - 1", "in [0, 1)"."""
+        if isinstance(self.low, int) and isinstance(self.high, int) and not (self.open_low or self.open_high):
+            return f"at least {self.low} and at most {power_text(self.high)}"
+        if self.high == math.inf and self.open_high and self.low == 0:
+            return "a positive finite number" if self.open_low else "a finite number >= 0"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+# Each count reaches torch or NumPy, whose sizes, indices and split sizes are int64 ("Overflow when
+# unpacking long long" beyond); a seed seeds torch.Generator.manual_seed, which takes 0..2**64 - 1 (it
+# would map a negative seed onto a large one, so two seeds would give one run: refused); the thread
+# count goes to torch.set_num_threads, a C int.
+INDEX_MAX = 2**63 - 1
+SEED_MAX = 2**64 - 1
+COUNT = Interval(1, INDEX_MAX)
+SEED = Interval(0, SEED_MAX)
+SEED_COUNT = Interval(1, SEED_MAX + 1)  # seeds 0..N-1 (gevb reproduce --seeds N), each a SEED
+POSITIVE = Interval(0.0, math.inf, open_low=True, open_high=True)
+NONNEGATIVE = Interval(0.0, math.inf, open_high=True)
+FRACTION = Interval(0.0, 1.0, open_high=True)
+RANGES: dict[str, Interval] = {
+    "noise_scale": POSITIVE, "epochs": COUNT, "batch_size": COUNT, "lr": POSITIVE, "momentum": FRACTION,
+    "weight_decay": NONNEGATIVE, "lr_step_epochs": COUNT, "seed": SEED, "val_fraction": FRACTION,
+    "eval_every": COUNT, "patience": COUNT, "eval_batch_size": COUNT, "threads": Interval(1, 2**31 - 1),
+}  # fmt: skip
+WIDTH = COUNT  # each hidden width: a tensor size
+
+
+def value_text(value: Any) -> str:
+    """``value`` for an error message: an integer too long to print (str() refuses over 4300 digits) by its
+    size, a long list by its first items."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"a {value.bit_length()}-bit integer"
+    if isinstance(value, list) and len(value) > 8:
+        return f"[{', '.join(map(value_text, value[:8]))}, ...] ({len(value)} items)"
+    if isinstance(value, list):
+        return f"[{', '.join(map(value_text, value))}]"
+    return str(value)
+
+
+def check_device(name: str) -> str:
+    """``name`` if it is auto, cpu, cuda or cuda:N (N a device index torch can hold), else ValueError."""
+    kind, colon, index = name.partition(":")
+    digits = index.lstrip("0") or "0"  # at most 3 digits, so that int() never meets 4300 of them
+    indexed = kind == "cuda" and index.isascii() and index.isdecimal() and len(digits) <= 3
+    indexed = indexed and int(digits) <= DEVICE_INDEX_MAX
+    if kind not in DEVICES or (colon and not indexed):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N (N from 0 to {DEVICE_INDEX_MAX})")
+    return name
 
 
 @dataclass
@@ -81,29 +159,13 @@ class TrainConfig:
         # a model described in a file is checked against its rule when it is built (gevb.rules.make_rule)
         if self.model in ARCHITECTURES and ARCHITECTURES[self.model].vectorized not in RULES[self.rule].vectorized:
             raise ValueError(f"rule {self.rule!r} does not train model {self.model!r}; valid pairs: {valid_pairs()}")
-        if not 0 < self.noise_scale < math.inf:
-            raise ValueError(f"noise_scale must be a positive finite number, got {self.noise_scale}")
-        if not (0 <= self.momentum < 1 and 0 <= self.weight_decay < math.inf):
-            raise ValueError(
-                f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum} and {self.weight_decay}"
-            )
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be at least 1 evaluation, got {self.patience}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
-        for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "lr_step_epochs"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if self.widths is not None and (not self.widths or min(self.widths) < 1):
-            raise ValueError(f"widths must be positive integers, e.g. 1024,512; got {self.widths}")
-        if self.device.split(":")[0] not in DEVICES or self.device.count(":") > 1:
-            raise ValueError(f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N")
+        for key, interval in RANGES.items():
+            value = getattr(self, key)
+            if value is not None and value not in interval:
+                raise ValueError(f"{key} must be {interval}, got {value_text(value)}")
+        if self.widths is not None and (not self.widths or not all(width in WIDTH for width in self.widths)):
+            raise ValueError(f"widths must be integers, each {WIDTH}, e.g. 1024,512; got {value_text(self.widths)}")
+        check_device(self.device)
         return self
 
     def to_dict(self) -> dict[str, Any]:

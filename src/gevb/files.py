@@ -1,5 +1,5 @@
 """Atomic file writes, shared by checkpoints, run folders and downloads, the strict JSON they hold, and the
-one reader of YAML files (configs, architectures)."""
+one reader of text files (configs, architectures, a run's metrics), whose errors name the file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +18,32 @@ import yaml
 PARTIAL_SUFFIX = ".part"
 
 
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of the file ``path`` (a ``what``, e.g. "config file"), or a one-line ValueError naming
+    it and what is wrong: missing, a folder or a device rather than a file, no permission, not UTF-8 text."""
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes() if stat.S_ISREG(mode) else None  # a FIFO or a device could block or never end
+    except OSError as error:
+        raise ValueError(f"cannot read {what} {path}: {error.strerror or error}; check the path") from None
+    except ValueError:  # os.stat refuses a path holding a NUL character
+        raise ValueError(f"cannot read {what} {path!r}: a path cannot hold a NUL character") from None
+    if data is None:
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ValueError(f"cannot read {what} {path}: it is {kind}; pass the file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"cannot read {what} {path}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); "
+            "save it as UTF-8"
+        ) from None
+
+
 def read_yaml(path: Path, what: str, fix: str) -> Any:
     """The data of the YAML file ``path`` (a ``what``, e.g. "config file"), with one-line errors: a file that
-    cannot be read, invalid YAML (with its line, and ``fix``), or nesting too deep for the parser."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ValueError(f"cannot read {what} {path}: {error.strerror}; check the path") from None
+    cannot be read (``read_text``), invalid YAML (with its line, and ``fix``), or nesting too deep for the parser."""
+    text = read_text(path, what)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -32,6 +52,8 @@ def read_yaml(path: Path, what: str, fix: str) -> Any:
         raise ValueError(f"{path} is not valid YAML{line}; {fix}") from None
     except RecursionError:
         raise ValueError(f"{path} is nested too deeply to be a {what}; {fix}") from None
+    except ValueError:  # int() refuses a number of over 4300 digits
+        raise ValueError(f"{path} holds a number too long to read; {fix}") from None
 
 
 def is_partial(path: Path) -> bool:

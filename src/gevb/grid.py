@@ -71,9 +71,8 @@ def grid_runs(
     _check_choices("sign", signs, SIGNS)
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
-    runs = [
-        GridRun(base.replace(model=model, rule=rule, sign=sign, seed=seed).validate())
-        for seed in range(seeds)
+    cells = [
+        (model, sign, rule)
         for model in GRID_MODELS
         if model in models
         for sign in SIGNS
@@ -81,9 +80,30 @@ def grid_runs(
         for rule in model_rules(model)
         if rule in rules
     ]
-    if not runs:
+    if not cells:
         raise ValueError("the filters leave no run; check --models, --rules and --signs")
-    return runs
+    _check_list_fits(seeds, len(cells))
+    return [
+        GridRun(base.replace(model=model, rule=rule, sign=sign, seed=seed).validate())
+        for seed in range(seeds)
+        for model, sign, rule in cells
+    ]
+
+
+RUN_BYTES = 400  # what one GridRun (its TrainConfig) holds in memory, about
+
+
+def _check_list_fits(seeds: int, cells: int) -> None:
+    """Refuse a grid whose list of runs would fill this machine's memory: --seeds may be as large as a seed
+    (2**64), and Python would grow the list until the system killed the process, with no message."""
+    if not hasattr(os, "sysconf"):
+        return
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if seeds * cells * RUN_BYTES > memory:
+        raise ValueError(
+            f"--seeds {seeds} makes {seeds * cells:,} runs, more than this machine's {memory / 2**30:.0f} GiB of "
+            "memory can list; lower --seeds"
+        )
 
 
 def model_rules(model: str) -> list[str]:

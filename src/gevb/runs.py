@@ -20,7 +20,7 @@ from typing import Any
 
 from gevb.checkpoint import load_checkpoint
 from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
-from gevb.files import atomic_file, is_partial, json_text
+from gevb.files import atomic_file, is_partial, json_text, read_text
 from gevb.models.specs import ArchitectureSpec, spec_yaml
 
 
@@ -62,7 +62,7 @@ class RunFolder:
         """Every evaluation record, in order (an empty list before the first)."""
         if not self.metrics_path.is_file():
             return []
-        lines = self.metrics_path.read_text().splitlines()
+        lines = read_text(self.metrics_path, "metrics file").splitlines()
         try:
             return [json.loads(line) for line in lines if line.strip()]
         except json.JSONDecodeError:
@@ -93,7 +93,7 @@ class RunFolder:
         if not self.result_path.is_file():
             return None
         try:
-            return json.loads(self.result_path.read_text())
+            return json.loads(read_text(self.result_path, "result file"))
         except json.JSONDecodeError:
             raise ValueError(f"{self.result_path} is corrupt; delete it and resume the run to rewrite it") from None
 

@@ -71,7 +71,11 @@ def width_scaling(
     results: dict[str, Any] = {}
     for key, (name, rule, sign) in networks(model).items():
         depth = len(ARCHITECTURES[name].spec(data.input_shape[0]).widths)
-        angles = np.zeros((len(widths), seeds, depth))
+        try:
+            angles = np.zeros((len(widths), seeds, depth))
+        except (ValueError, MemoryError):  # NumPy's "Maximum allowed dimension exceeded", or no memory
+            too_many = f"--seeds {seeds} x {len(widths)} --widths are too many angles to hold; lower --seeds"
+            raise ValueError(too_many) from None
         for w, width in enumerate(widths):
             for seed in range(seeds):
                 net = build_model(name, data.input_shape, data.num_classes, sign, [width] * depth, seed, device=device)

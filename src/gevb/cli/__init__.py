@@ -43,9 +43,11 @@ CONTINUE = {
 
 def out_of_memory(error: BaseException) -> str | None:
     """The one-line message for an allocation that failed (``MemoryError``, torch's CPU or CUDA
-    allocator), or None for any other error."""
+    allocator, or a tensor whose byte count overflows 64 bits, which no memory holds), or None for any
+    other error."""
     text = str(error)
-    if not isinstance(error, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text:
+    signs = ("can't allocate memory", "out of memory", "Storage size calculation overflowed")
+    if not isinstance(error, MemoryError) and not any(sign in text for sign in signs):
         return None
     asked = re.search(r"allocate (\d+) bytes", text)
     size = f" (an allocation of {int(asked.group(1)) / 2**30:,.1f} GiB failed)" if asked else ""

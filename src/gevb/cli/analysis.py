@@ -9,8 +9,18 @@ from gevb.analysis.clusters import cluster_quality
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
 from gevb.build import build_run, load_run
-from gevb.cli.common import DATASET_METAVAR, MODEL_METAVAR, add_data_flags, emitters, save_figure, widths_list
-from gevb.config import TrainConfig
+from gevb.cli.common import (
+    DATASET_METAVAR,
+    MODEL_METAVAR,
+    InputPath,
+    IntList,
+    Number,
+    add_data_flags,
+    emitters,
+    path_text,
+    save_figure,
+)
+from gevb.config import COUNT, SEED, SEED_COUNT, WIDTH, Interval, TrainConfig
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import architecture_names, build_model
@@ -50,8 +60,6 @@ def command_sign_check(args: argparse.Namespace) -> int:
         )  # fmt: skip
         parts, what = build_run(config), "a fresh model (initialization)"
     config, train_split = parts.config, parts.data.train
-    if args.examples < 1:
-        raise ValueError(f"--examples must be at least 1, got {args.examples}")
     x, y = train_split.x[: args.examples], train_split.y[: args.examples]
     result = sign_check(parts.model, parts.rule, x, y)
     if args.json:
@@ -86,8 +94,6 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
     c, data = parts.config, parts.data
     initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=parts.device)
     split = data.test if args.split == "test" else data.train
-    if args.examples < 10:
-        raise ValueError(f"--examples must be at least 10, got {args.examples}")
     x, y = split.x[: args.examples], split.y[: args.examples]
     result = cluster_quality(initial, parts.model, x, y)
     summary = {
@@ -139,20 +145,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--model", default="fc-vec", choices=architecture_names(vectorized=True), help="(default: fc-vec)"
     )
     width.add_argument(
-        "--widths", type=widths_list, metavar="N,N,...",
+        "--widths", type=IntList(WIDTH, unique=True), metavar="N,N,...",
         help="hidden widths to try (default: 64..2048 doubling for fc-vec, 16..256 conv-vec, 16..128 lc-vec)",
     )  # fmt: skip
-    width.add_argument("--seeds", type=int, default=3, help="fresh networks per width (default: 3)")
+    width.add_argument("--seeds", type=Number(SEED_COUNT), default=3, help="fresh networks per width (default: 3)")
     width.add_argument(
         "--dataset",
+        type=InputPath(".npz"),
         default="digits",
         metavar=DATASET_METAVAR,
         help="inputs of the batch (default: digits)",
     )
-    width.add_argument("--batch-size", type=int, default=128, help="examples in the batch (default: 128)")
+    width.add_argument("--batch-size", type=Number(COUNT), default=128, help="examples in the batch (default: 128)")
     add_data_flags(width)
     width.add_argument(
-        "--plot", metavar="FILE", default="width-scaling-{model}.png",
+        "--plot", type=path_text, metavar="FILE", default="width-scaling-{model}.png",
         help="log-log figure to write, - for none (default: width-scaling-{model}.png)",
     )  # fmt: skip
     width.add_argument("--json", action="store_true", help="end with the full data as one JSON line (default: off)")
@@ -166,18 +173,31 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the BP gradient have opposite signs (docs/method.md §6): 0 for fully connected nonneg VNNs under GEVB. "
         "Checks a saved run, or a fresh model built from the flags.",
     )
-    sign.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
-    sign.add_argument("--model", default="fc-vec", metavar=MODEL_METAVAR, help="fresh model (default: fc-vec)")
+    sign.add_argument(
+        "run",
+        nargs="?",
+        type=InputPath(".pt"),
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a saved run (default: a fresh model)",
+    )
+    sign.add_argument(
+        "--model",
+        type=InputPath(".yaml"),
+        default="fc-vec",
+        metavar=MODEL_METAVAR,
+        help="fresh model (default: fc-vec)",
+    )
     sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
     sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
-    sign.add_argument("--seed", type=int, default=0, help="fresh model's seed (default: 0)")
+    sign.add_argument("--seed", type=Number(SEED), default=0, help="fresh model's seed (default: 0)")
     sign.add_argument(
         "--dataset",
+        type=InputPath(".npz"),
         default="digits",
         metavar=DATASET_METAVAR,
         help="fresh model's data (default: digits)",
     )
-    sign.add_argument("--examples", type=int, default=64, help="first N training examples (default: 64)")
+    sign.add_argument("--examples", type=Number(COUNT), default=64, help="first N training examples (default: 64)")
     add_data_flags(sign)
     sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
     sign.set_defaults(handler=command_sign_check)
@@ -187,13 +207,27 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="The layers of a saved run's model, or of a fresh model for a data set's input shape and "
         "class count: name, class, output shape of one example and trained parameters.",
     )  # fmt: skip
-    summary.add_argument("run", nargs="?", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved run (default: a fresh model)")
-    summary.add_argument("--model", default="fc-vec", metavar=MODEL_METAVAR, help="fresh model (default: fc-vec)")
-    summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
-    summary.add_argument("--widths", type=widths_list, metavar="N,N,...", help="hidden widths (default: the paper's)")
     summary.add_argument(
-        "--dataset", default="digits", metavar=DATASET_METAVAR, help="input shape and classes of"
-        " (default: digits)",
+        "run",
+        nargs="?",
+        type=InputPath(".pt"),
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a saved run (default: a fresh model)",
+    )
+    summary.add_argument(
+        "--model",
+        type=InputPath(".yaml"),
+        default="fc-vec",
+        metavar=MODEL_METAVAR,
+        help="fresh model (default: fc-vec)",
+    )
+    summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
+    summary.add_argument(
+        "--widths", type=IntList(WIDTH), metavar="N,N,...", help="hidden widths (default: the paper's)"
+    )
+    summary.add_argument(
+        "--dataset", type=InputPath(".npz"), default="digits", metavar=DATASET_METAVAR,
+        help="input shape and classes of (default: digits)",
     )  # fmt: skip
     add_data_flags(summary)
     summary.add_argument("--json", action="store_true", help="print the rows as one JSON line (default: off)")
@@ -206,11 +240,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         "initialization and after training, PCA then 2-D t-SNE, and the ratio of mean within-class to overall "
         "RMS distance (lower is better separated). Writes a scatter figure.",
     )
-    clusters.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a saved conv or lc run")
-    clusters.add_argument("--examples", type=int, default=1000, help="first N examples of the split (default: 1000)")
+    clusters.add_argument("run", type=InputPath(".pt"), metavar="RUN_DIR_OR_CHECKPOINT", help="a saved conv or lc run")
+    clusters.add_argument(
+        "--examples",
+        type=Number(Interval(10, COUNT.high)),
+        default=1000,
+        help="first N examples of the split (default: 1000)",
+    )
     clusters.add_argument("--split", default="test", choices=("test", "train"), help="(default: test)")
     clusters.add_argument(
-        "--plot", metavar="FILE", help="figure to write, - for none (default: RUN_DIR/cluster-quality.png)"
+        "--plot",
+        type=path_text,
+        metavar="FILE",
+        help="figure to write, - for none (default: RUN_DIR/cluster-quality.png)",
     )
     add_data_flags(clusters, "as trained")
     clusters.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
@@ -222,6 +264,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Draw a run's error against epoch and, if it was trained with --track-alignment, every "
         "layer's signal and update angle to BP (needs the plots extra).",
     )
-    plot.add_argument("run", metavar="RUN_DIR")
-    plot.add_argument("--plot", metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
+    plot.add_argument("run", type=InputPath(), metavar="RUN_DIR")
+    plot.add_argument("--plot", type=path_text, metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
     plot.set_defaults(handler=command_plot)

@@ -1,4 +1,5 @@
-"""Pieces every ``gevb`` subcommand shares: one-line argparse errors, list parsing, output streams, figures."""
+"""Pieces every ``gevb`` subcommand shares: one-line argparse errors, the argparse ``type`` of every kind of
+value (bounded numbers, lists, paths, devices), output streams, figures."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import argparse
 import importlib.util
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
+from gevb.config import Interval, check_device
 from gevb.data import DATASETS
 from gevb.files import atomic_file
 
@@ -24,15 +27,102 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def widths_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1024,512, got {text!r}") from None
+def shown(text: str) -> str:
+    """A value given on the command line, quoted for a message, the middle of a long one left out."""
+    return repr(text) if len(text) <= 40 else f"{text[:16]!r}...{text[-8:]!r} ({len(text)} characters)"
+
+
+@dataclass(frozen=True)
+class Number:
+    """An argparse ``type``: an integer (``kind=int``) or float in ``interval``; with ``auto``, also the word
+    auto (None). Its error, which argparse puts after "argument --NAME: ", says the range."""
+
+    interval: Interval
+    kind: type = int
+    auto: bool = False
+
+    def __call__(self, text: str) -> float | None:
+        if self.auto and text == "auto":
+            return None
+        try:
+            value = self.kind(text)
+        except ValueError:  # not a number, or an integer of over 4300 digits, which int() refuses
+            value = None
+        if value is None or value not in self.interval:
+            if self.kind is int:  # the range, even for text that is no number
+                wanted = f"{'auto or ' if self.auto else ''}an integer {self.interval}"
+            else:
+                wanted = "a number" if value is None else str(self.interval)
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {shown(text)}")
+        return value
+
+
+@dataclass(frozen=True)
+class IntList:
+    """An argparse ``type``: comma-separated integers, each in ``interval``, none empty; with ``unique``, none
+    repeated (a set of values to try, where hidden widths per layer may repeat)."""
+
+    interval: Interval
+    unique: bool = False
+
+    def __call__(self, text: str) -> list[int]:
+        expected = "expected comma-separated integers like 1024,512"
+        parts = text.split(",")
+        if not all(part.strip() for part in parts):
+            raise argparse.ArgumentTypeError(f"{expected}, none empty; got {shown(text)}")
+        values = []
+        for part in parts:
+            try:
+                values.append(Number(self.interval)(part))
+            except argparse.ArgumentTypeError:
+                each = f"{expected}, each {self.interval}; got {shown(part)} in {shown(text)}"
+                raise argparse.ArgumentTypeError(each) from None
+        if self.unique:
+            _check_unique(text, values)
+        return values
 
 
 def name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    """An argparse ``type``: comma-separated names, none empty, none repeated."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names like a,b with none empty, got {shown(text)}")
+    _check_unique(text, names)
+    return names
+
+
+def _check_unique(text: str, values: list) -> None:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise argparse.ArgumentTypeError(f"{value} is given twice in {shown(text)}; give each once")
+        seen.add(value)
+
+
+@dataclass(frozen=True)
+class InputPath:
+    """An argparse ``type``: a file or folder the command reads (its files end in ``suffix``, e.g. .yaml;
+    the reader names it in any error). The empty path, which would mean no file or the current folder, is refused."""
+
+    suffix: str = ""
+
+    def __call__(self, text: str) -> str:
+        return path_text(text)
+
+
+def path_text(text: str) -> str:
+    """An argparse ``type``: a path, not the empty one (which argparse would pass on as the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got ''")
+    return text
+
+
+def device_name(text: str) -> str:
+    """An argparse ``type``: auto, cpu, cuda or cuda:N (``gevb.config.check_device``)."""
+    try:
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def emitters(as_json: bool, quiet: bool) -> tuple[Callable[[str], None], Callable[[str], None]]:
@@ -58,8 +148,9 @@ def save_figure(make: Callable[[], Any], path: str) -> None:
 
 def add_data_flags(parser: argparse.ArgumentParser, data_dir_default: str = "search") -> None:
     """--device, --data-dir and --download, for commands that load a data set."""
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument(
-        "--data-dir", metavar="DIR", help=f"folder holding the data set's files (default: {data_dir_default})"
-    )
+        "--data-dir", type=path_text, metavar="DIR", help=f"folder holding the data set's files (default: "
+        f"{data_dir_default})",
+    )  # fmt: skip
     parser.add_argument("--download", action="store_true", help="fetch the data set if missing (default: off)")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from gevb.analysis.report import write_report
-from gevb.cli.common import emitters, name_list
-from gevb.config import config_from_mapping, load_config
+from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
+from gevb.config import COUNT, RANGES, SEED_COUNT, config_from_mapping, load_config
 from gevb.data import DATASETS
 from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
@@ -17,13 +17,12 @@ from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
 from gevb.rules import RULES
 
 
-def job_count(text: str) -> int | None:
-    """``--jobs``: a count of at least 1, or ``auto`` (None: ``gevb.grid.auto_jobs``)."""
-    if text == "auto":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a count of at least 1 or auto, got {text!r}")
-    return int(text)
+def shard_part(text: str) -> tuple[int, int]:
+    """An argparse ``type``: ``--shard I/N`` as ``gevb.grid.parse_shard`` reads it."""
+    try:
+        return parse_shard(text)
+    except ValueError as error:  # its message starts with the flag, which argparse puts first already
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--shard ")) from None
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
@@ -37,8 +36,8 @@ def command_reproduce(args: argparse.Namespace) -> int:
     base = config_from_mapping({k: v for k, v in given.items() if v is not None}, "command line", base)
     base = base.replace(dataset=args.dataset)
     runs = grid_runs(base, args.seeds, args.models, args.rules, args.signs)
-    if args.shard:
-        runs = shard(runs, *parse_shard(args.shard))
+    if args.shard is not None:
+        runs = shard(runs, *args.shard)
     out = Path(args.out or f"runs/{args.dataset}")
     if args.list:
         for run in runs:
@@ -77,10 +76,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "skipped and unfinished ones resumed, so the command can be killed and restarted at any time.",
     )
     grid.add_argument("--dataset", required=True, choices=DATASETS, help="data set of the grid (required)")
-    grid.add_argument("--out", metavar="DIR", help="folder of the run folders (default: runs/DATASET)")
-    grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per configuration (default: 5)")
-    grid.add_argument("--epochs", type=int, help="most epochs per run (default: 200)")
-    grid.add_argument("--eval-every", type=int, help="evaluate every N epochs and at the end (default: 10)")
+    grid.add_argument("--out", type=path_text, metavar="DIR", help="folder of the run folders (default: runs/DATASET)")
+    grid.add_argument("--seeds", type=Number(SEED_COUNT), default=5, help="seeds 0..N-1 per configuration (default: 5)")
+    grid.add_argument("--epochs", type=Number(RANGES["epochs"]), help="most epochs per run (default: 200)")
+    grid.add_argument(
+        "--eval-every", type=Number(RANGES["eval_every"]), help="evaluate every N epochs and at the end (default: 10)"
+    )
     grid.add_argument(
         "--models", type=name_list, default=GRID_MODELS, metavar="M,M,...",
         help=f"keep these architectures (default: {','.join(GRID_MODELS)})",
@@ -98,15 +99,24 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="record each layer's angle to BP at every evaluation (default: on)",
     )  # fmt: skip
     grid.add_argument(
-        "--jobs", type=job_count, default=None, metavar="N",
+        "--jobs", type=Number(COUNT, auto=True), default=None, metavar="N",
         help="train N runs at once, each in its own process (default: auto, as many as the CPU cores hold at "
         "each run's threads; 1 on a GPU)",
     )  # fmt: skip
-    grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N interleaved slices (default: all)")
+    grid.add_argument(
+        "--shard", type=shard_part, metavar="I/N", help="run only the I-th of N interleaved slices (default: all)"
+    )
     grid.add_argument("--list", action="store_true", help="print the runs and their status, train nothing")
-    grid.add_argument("--config", metavar="FILE", help="YAML overrides of the protocol, e.g. lr (default: none)")
-    grid.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
-    grid.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: search)")
+    grid.add_argument(
+        "--config",
+        type=InputPath(".yaml"),
+        metavar="FILE",
+        help="YAML overrides of the protocol, e.g. lr (default: none)",
+    )
+    grid.add_argument("--device", type=device_name, help="auto, cpu, cuda or cuda:N (default: auto)")
+    grid.add_argument(
+        "--data-dir", type=path_text, metavar="DIR", help="folder holding the data set's files (default: search)"
+    )
     grid.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
     grid.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines (default: off)")
     grid.set_defaults(handler=command_reproduce)
@@ -117,5 +127,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Write results.csv, table.md (the paper's layout, published values beside ours) and "
         "curves-DATASET.png (needs the plots extra) into DIR, the --out folder of gevb reproduce.",
     )
-    report.add_argument("dir", metavar="DIR")
+    report.add_argument("dir", type=InputPath(), metavar="DIR")
     report.set_defaults(handler=command_report)

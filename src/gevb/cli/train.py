@@ -7,8 +7,27 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from gevb.cli.common import DATASET_METAVAR, MODEL_METAVAR, add_data_flags, emitters, widths_list
-from gevb.config import LR_SCHEDULES, NONFINITE_POLICIES, OPTIMIZERS, TrainConfig, config_from_mapping, read_overrides
+from gevb.cli.common import (
+    DATASET_METAVAR,
+    MODEL_METAVAR,
+    InputPath,
+    IntList,
+    Number,
+    add_data_flags,
+    device_name,
+    emitters,
+    path_text,
+)
+from gevb.config import (
+    LR_SCHEDULES,
+    NONFINITE_POLICIES,
+    OPTIMIZERS,
+    RANGES,
+    WIDTH,
+    TrainConfig,
+    config_from_mapping,
+    read_overrides,
+)
 from gevb.distributed import is_main_process
 from gevb.evaluation import evaluate_run
 from gevb.files import json_text
@@ -25,15 +44,16 @@ DEFAULTS = TrainConfig()
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``TrainConfig`` field; a flag not given leaves the YAML / default value."""
     flags: dict[str, dict[str, Any]] = {
-        "dataset": {"metavar": DATASET_METAVAR},
+        "dataset": {"type": InputPath(".npz"), "metavar": DATASET_METAVAR},
         "model": {
+            "type": InputPath(".yaml"),
             "metavar": MODEL_METAVAR,
             "help": f"{', '.join(ARCHITECTURES)}, or a YAML file describing a network (docs/architectures.md)",
         },
         "rule": {"choices": tuple(RULES), "help": "learning rule (docs/rules.md; bp-autograd is the reference BP)"},
         "noise_scale": {"type": float, "metavar": "SIGMA", "help": "node-perturbation: noise std per hidden unit"},
         "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},
-        "widths": {"type": widths_list, "metavar": "N,N,...", "help": "hidden widths (units or channels)"},
+        "widths": {"type": IntList(WIDTH), "metavar": "N,N,...", "help": "hidden widths (units or channels)"},
         "epochs": {"type": int},
         "batch_size": {"type": int},
         "lr": {"type": float, "help": "learning rate"},
@@ -66,13 +86,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             "help": "at a non-finite loss or weight: stop (exit 3, last good checkpoint kept) or skip the step "
             "and halve the learning rate",
         },
-        "device": {"help": "auto, cpu, cuda or cuda:N"},
+        "device": {"type": device_name, "help": "auto, cpu, cuda or cuda:N"},
         "precision": {
             "choices": PRECISIONS,
             "help": "training steps in fp32, tf32 (TF32 tensor cores on CUDA) or bf16 (autocast forward, fp32 "
             "parameters, gradients and Adam; evaluation stays fp32)",
         },
-        "data_dir": {"metavar": "DIR", "help": "folder holding the data set's files"},
+        "data_dir": {"type": path_text, "metavar": "DIR", "help": "folder holding the data set's files"},
         "download": {"action": "store_true", "help": "fetch mnist/fashion-mnist/cifar10 and verify checksums"},
     }
     unset = {
@@ -83,6 +103,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     }
     for field in fields(TrainConfig):
         options = flags[field.name]
+        if field.name in RANGES:  # the range TrainConfig.validate checks, here with the flag's name
+            options["type"] = Number(RANGES[field.name], options["type"])
         default = getattr(DEFAULTS, field.name)
         shown = unset[field.name] if field.name in unset else "off" if default is False else default
         options["help"] = f"{options.get('help', field.name.replace('_', ' '))} (default: {shown})"
@@ -145,8 +167,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "train", help="train a model", description="Train a model (no flags: fc-vec with GEVB on digits)."
     )
     add_config_flags(train_parser)
-    train_parser.add_argument("--config", metavar="FILE", help="YAML file of overrides; flags win (default: none)")
-    train_parser.add_argument("--out", metavar="DIR", help="run folder to write (default: none, nothing written)")
+    train_parser.add_argument(
+        "--config", type=InputPath(".yaml"), metavar="FILE", help="YAML file of overrides; flags win (default: none)"
+    )
+    train_parser.add_argument(
+        "--out", type=path_text, metavar="DIR", help="run folder to write (default: none, nothing written)"
+    )
     train_parser.add_argument("--resume", action="store_true", help="continue the run in --out (default: off)")
     train_parser.add_argument(
         "--dry-run", action="store_true", help="two batches and one eval batch, nothing written (default: off)"
@@ -156,7 +182,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     train_parser.set_defaults(handler=command_train)
 
     eval_parser = commands.add_parser("eval", help="evaluate a saved run", description="Train/test error of a run.")
-    eval_parser.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    eval_parser.add_argument("run", type=InputPath(".pt"), metavar="RUN_DIR_OR_CHECKPOINT")
     add_data_flags(eval_parser, "as trained")
     eval_parser.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
     eval_parser.set_defaults(handler=command_eval)

@@ -174,6 +174,8 @@ def _npz(name: str, path: Path, device: torch.device | str | None) -> Dataset:
     """Your own data: ``x_train``, ``y_train``, ``x_test``, ``y_test`` (``read_npz``). Images may be (N, D),
     (N, H, W) or (N, C, H, W); uint8 pixels are scaled to [-1, 1] like the built-in sets, floats are
     used as they are. Labels are integers 0..K-1; K (the vector dimension of a VNN) is the largest + 1."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; pass the path of an .npz file with {', '.join(NPZ_ARRAYS)}")
     if not path.is_file():
         raise DataError(f"no file {path}; pass the path of an .npz file with {', '.join(NPZ_ARRAYS)}")
     return dataset_from_arrays(name, **read_npz(path), device=device, source=str(path))
