@@ -31,7 +31,7 @@ from gevb.layers.base import same_layout
 from gevb.rules import loss_and_error
 
 F64 = {"dtype": torch.float64}
-SETTINGS = settings(max_examples=15, deadline=None)
+SETTINGS = settings(max_examples=15, deadline=None, derandomize=True)  # the same shapes on every run
 
 
 def randomize(layer: torch.nn.Module, seed: int) -> torch.nn.Module:
