@@ -83,3 +83,16 @@ def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="session")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return digits_tensors()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """pytest-xdist (``--dist loadgroup``): each test file on one worker, as its tests share cached work; the
+    learning tests (the suite's largest file) and their corruption meta-test one group per architecture, whose
+    trainings they share."""
+    for item in items:
+        group = item.nodeid.split("::")[0]
+        params = getattr(item, "callspec", None)
+        if group.endswith(("test_learning.py", "test_corruption.py")) and params is not None:
+            arch = params.params.get("arch", params.params.get("triple", (None,))[0])
+            group += f":{arch}" if arch is not None else ""
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -1,0 +1,186 @@
+"""The learning harness of ``tests/test_learning.py``: one (architecture, rule, sign) triple trained on the
+digits for ``STEPS`` Adam steps, and what is measured on it afterwards.
+
+Shared by the learning tests, their corruption meta-test (``tests/test_corruption.py``) and the spread
+measurement behind every bound (``python tests/measure_spread.py``). ``trained`` and ``measured`` cache per
+process; the thread count and the fast paths are the caller's (the tests run at one thread, fast paths on).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from conftest import digits_tensors as digits
+from corruption import Corrupted
+from gevb import ARCHITECTURES, build_model, make_rule, train_step
+from gevb.alignment import angle_deg, grads_kept, measure_alignment, weight_updates
+from gevb.models import Network
+from gevb.rules import Rule, loss_and_error
+
+WIDTHS = {"fc": (32, 32), "conv": (8, 8, 32), "lc": (8, 8, 32)}
+STEPS, BATCH, LR = 300, 64, 3e-3
+PROBE = 128  # angles are measured on the first PROBE digits
+
+
+@dataclass
+class Trained:
+    """A triple after ``STEPS`` steps: the model and rule, the training loss before and after, and the
+    hidden weight layers' initial weights."""
+
+    model: Network
+    rule: Rule
+    start: float
+    end: float
+    initial: list[torch.Tensor]
+
+
+def training_loss(model: Network) -> float:
+    x, y = digits()
+    with torch.no_grad():
+        return loss_and_error(model(x), y)[0].item()
+
+
+def train(
+    arch: str, rule_name: str, sign: str, seed: int = 0, readout_only: bool = False, corruption: str | None = None
+) -> Trained:
+    """Train the triple from ``seed`` (the model, the rule's random state and the batch order); ``readout_only``:
+    Adam gets the readout alone; ``corruption``: the rule switched off (``corruption.Corrupted``)."""
+    x, y = digits()
+    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
+    rule = make_rule(rule_name, model, seed=seed)
+    if corruption is not None:
+        rule = Corrupted(rule, corruption, seed)
+    optimizer = torch.optim.Adam((model.layers[-1] if readout_only else model).parameters(), lr=LR)
+    generator = torch.Generator().manual_seed(seed)
+    start = training_loss(model)
+    initial = [layer.weight.detach().clone() for layer in model.weight_layers[:-1]]
+    for _ in range(STEPS):
+        batch = torch.randint(0, len(x), (BATCH,), generator=generator)
+        loss = train_step(model, rule, optimizer, x[batch], y[batch])
+        assert torch.isfinite(loss)
+    return Trained(model, rule, start, training_loss(model), initial)
+
+
+trained = functools.cache(train)
+
+
+def readout_alone(arch: str, sign: str, seed: int = 0) -> Trained:
+    """The baseline: the same network, seed and batches with only the readout trained (every rule gives the
+    readout its true gradient, so one baseline serves all rules)."""
+    return trained(arch, "bp", sign, seed, readout_only=True)
+
+
+@functools.cache
+def measured(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
+    """What the learning tests assert on, for the triple trained from ``seed``:
+
+    - ``ratio``: final training loss / the readout-alone baseline's;
+    - ``signal_deg``, ``update_deg``: angles to BP after training (``gevb.alignment``) on the first PROBE digits,
+      hidden layers only, in order (None where undefined);
+    - ``moved``: per hidden weight layer, ``|W - W_0| / |W_0|``, how far training took it.
+    """
+    run = trained(arch, rule_name, sign, seed, corruption=corruption)
+    base = readout_alone(arch, sign, seed)
+    assert run.start == base.start, "the rule and the baseline start from different networks"
+    x, y = digits()
+    angles = measure_alignment(run.model, run.rule, x[:PROBE], y[:PROBE])
+    moves = [layer.weight.detach() - w0 for layer, w0 in zip(run.model.weight_layers[:-1], run.initial, strict=True)]
+    return recorded(
+        (arch, rule_name, sign, seed, corruption),
+        {
+            "ratio": run.end / base.end,
+            "start": run.start,
+            "end": run.end,
+            "readout_alone": base.end,
+            "signal_deg": list(angles["signal_deg"].values()),
+            "update_deg": list(angles["update_deg"].values())[:-1],
+            "moved": [(move.norm() / w0.norm()).item() for move, w0 in zip(moves, run.initial, strict=True)],
+        },
+    )
+
+
+DRAWS = 128  # noise draws averaged by ``mean_update``
+
+
+@functools.cache
+def mean_update(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
+    """``mean_update_deg``: for a rule with noise (node perturbation), per hidden weight layer, the angle (degrees)
+    between the mean of ``DRAWS`` of its updates (new noise each) after training and BP's gradient, on the first
+    PROBE digits: where one estimate is noise, their mean still leans toward the gradient."""
+    run = trained(arch, rule_name, sign, seed, corruption=corruption)
+    model, rule = run.model, run.rule
+    x, y = digits()
+    with grads_kept(model, rule):
+        total = [torch.zeros_like(w) for w in run.initial]
+        for _ in range(DRAWS):
+            for acc, update in zip(total, weight_updates(model, rule, x[:PROBE], y[:PROBE]), strict=False):
+                acc += update
+        gradients = weight_updates(model, make_rule("bp", model), x[:PROBE], y[:PROBE])
+    angles = [angle_deg(mean, gradient) for mean, gradient in zip(total, gradients, strict=False)]
+    return recorded(
+        (arch, rule_name, sign, seed, corruption), {"mean_update_deg": [None if math.isnan(a) else a for a in angles]}
+    )
+
+
+def recorded(key: tuple, values: dict) -> dict:
+    """``values``, also appended to the file GEVB_LEARNING_RECORD names (to compare runs: the suite twice, a file
+    alone, a test alone)."""
+    record = os.environ.get("GEVB_LEARNING_RECORD")
+    if record:
+        with open(record, "a") as file:
+            file.write(json.dumps({"triple": list(key), **values}) + "\n")
+    return values
+
+
+Triple = tuple[str, str, str]  # (architecture, rule, sign)
+_switched_off: dict[Triple, str] = {}  # triple -> corruption, inside ``switched_off``
+_recorders: list[set[Triple]] = []  # open ``triples_used`` blocks
+
+
+def of(arch: str, rule_name: str, sign: str, seed: int = 0, what: Callable[..., dict] = measured) -> dict:
+    """What a learning test asserts on: ``what`` (``measured``, ``mean_update``) for the triple, with the rule
+    switched off where an enclosing ``switched_off`` says so; every call is noted by open ``triples_used``."""
+    triple = (arch, rule_name, sign)
+    for used in _recorders:
+        used.add(triple)
+    return what(arch, rule_name, sign, seed, _switched_off.get(triple))
+
+
+@contextmanager
+def switched_off(triple: Triple, corruption: str) -> Iterator[None]:
+    """Inside the block, ``of(*triple)`` measures the triple trained with its rule corrupted."""
+    _switched_off[triple] = corruption
+    try:
+        yield
+    finally:
+        del _switched_off[triple]
+
+
+def uses(triples: Callable[..., list[Triple]]) -> Callable:
+    """Decorator of a learning test: ``triples(**params)`` are the triples it asks ``of`` for, each of which
+    must make it fail when switched off (``tests/test_corruption.py`` holds the declaration to the calls)."""
+
+    def declare(test: Callable) -> Callable:
+        test.triples = triples
+        return test
+
+    return declare
+
+
+@contextmanager
+def triples_used() -> Iterator[set[Triple]]:
+    """The triples ``of`` is asked for inside the block."""
+    used: set[Triple] = set()
+    _recorders.append(used)
+    try:
+        yield used
+    finally:
+        _recorders.remove(used)

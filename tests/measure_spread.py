@@ -1,0 +1,190 @@
+"""The spread behind every bound of tests/test_learning.py: each triple's measurements (``learning.measured``)
+over seeds, torch thread counts and the fast paths on and off, one configuration per process.
+
+    python tests/measure_spread.py run --threads 1 --fast on --seeds 0-4 --out spread/t1-fast.json
+    python tests/measure_spread.py run --threads 1 --fast on --seeds 0 --corruption zero --out spread/zero.json
+    python tests/measure_spread.py run --what mean_update --rules node-perturbation --seeds 0-4 --out spread/np.json
+    python tests/measure_spread.py summary spread/*.json
+    python tests/measure_spread.py table --runs spread/t*.json --corrupted spread/zero.json spread/random.json
+
+``summary`` prints, per triple and measurement, the minimum and maximum over every file given; ``table`` the
+ratio's range, the range of the median over seeds per configuration and each statistic's range beside the
+switched-off rule's. Not a test: it takes about an hour on 2 cores for 5 seeds x 4 configurations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def seeds(text: str) -> list[int]:
+    low, _, high = text.partition("-")
+    return list(range(int(low), int(high or low) + 1))
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import gevb.layers.dispatch as dispatch
+    import learning
+    from conftest import valid_pairs
+    from gevb.init import SIGNS
+
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    fast = dispatch.reference_paths() if args.fast == "off" else _nothing()
+    with fast:
+        for arch, rule in valid_pairs():
+            if args.rules and rule not in args.rules:
+                continue
+            for sign in SIGNS:
+                for seed in args.seeds:
+                    key = f"{arch} {rule} {sign} {seed}"
+                    if key in results:
+                        continue
+                    results[key] = getattr(learning, args.what)(arch, rule, sign, seed, args.corruption)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(json.dumps(results, indent=1))
+                    print(key, flush=True)
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def summary(args: argparse.Namespace) -> None:
+    values: dict[tuple[str, str], list] = {}
+    for path in args.files:
+        for key, record in json.loads(Path(path).read_text()).items():
+            triple = " ".join(key.split()[:3])
+            for name, value in record.items():
+                values.setdefault((triple, name), []).append(value)
+    for (triple, name), found in sorted(values.items()):
+        if isinstance(found[0], list):
+            columns = list(zip(*found, strict=True))
+            text = ", ".join(_span([v for v in column if v is not None]) for column in columns)
+        else:
+            text = _span(found)
+        print(f"{triple:32s} {name:12s} {text}")
+
+
+def table(args: argparse.Namespace) -> None:
+    """Per triple, one line: the ratio's range over the runs of ``--runs`` files, the range over those files of
+    the median over seeds, and the lowest ratio of ``--corrupted`` files; then each angle statistic's range."""
+    runs, medians, corrupted = {}, {}, {}
+    for path in args.runs:
+        per_file: dict[str, list] = {}
+        for key, record in json.loads(Path(path).read_text()).items():
+            triple = " ".join(key.split()[:3])
+            runs.setdefault(triple, []).append(record)
+            per_file.setdefault(triple, []).append(record["ratio"])
+        for triple, ratios in per_file.items():
+            medians.setdefault(triple, []).append(statistics.median(ratios))
+    for path in args.corrupted or []:
+        for key, record in json.loads(Path(path).read_text()).items():
+            corrupted.setdefault(" ".join(key.split()[:3]), []).append(record)
+    for triple, records in runs.items():
+        ratios = [r["ratio"] for r in records]
+        worst = min((r["ratio"] for r in corrupted.get(triple, [])), default=float("nan"))
+        line = f"{triple:32s} ratio {min(ratios):.3f}-{max(ratios):.3f} (n={len(ratios)})"
+        line += f" median {min(medians[triple]):.3f}-{max(medians[triple]):.3f}, switched off >= {worst:.3f}"
+        print(line)
+        for name in ("signal_deg", "update_deg", "moved", "mean_update_deg"):
+            if any(name not in r for r in records):
+                continue
+            columns = list(zip(*(r[name] for r in records), strict=True))
+            off = list(zip(*(r[name] for r in corrupted.get(triple, [])), strict=True))
+            parts = []
+            for j, column in enumerate(columns):
+                values = [v for v in column if v is not None]
+                bad = [v for v in off[j] if v is not None] if off else []
+                span = f"{min(values):.2f}-{max(values):.2f}" if values else "None"
+                span += f" [off {min(bad):.2f}-{max(bad):.2f}]" if bad else (" [off None]" if off else "")
+                parts.append(span)
+            print(f"    {name:16s} " + "; ".join(parts))
+
+
+def _span(found: list) -> str:
+    if not found:
+        return "None"
+    return f"{min(found):.3f}..{max(found):.3f} (median {statistics.median(found):.3f}, n={len(found)})"
+
+
+def learning_bounds(args: argparse.Namespace) -> None:
+    """The learning test's table: per triple, a bound on seed 0's ratio (1.25 x the largest of the runs) where
+    that is at most ``--meaningful``, else on the median over seeds 0-2 (1.2 x the largest median over every
+    three seeds of a file), else no bound (printed as a comment)."""
+    import itertools
+
+    per_file: list[dict[str, dict[int, float]]] = []
+    for path in args.runs:
+        ratios: dict[str, dict[int, float]] = {}
+        for key, record in json.loads(Path(path).read_text()).items():
+            *triple, seed = key.split()
+            ratios.setdefault(" ".join(triple), {})[int(seed)] = record["ratio"]
+        per_file.append(ratios)
+    triples = list(per_file[0])
+    for triple in triples:
+        runs = [r for ratios in per_file for r in ratios.get(triple, {}).values()]
+        medians = [
+            statistics.median(three)
+            for ratios in per_file
+            for three in itertools.combinations(ratios.get(triple, {}).values(), 3)
+        ]
+        name = "(" + ", ".join(f'"{part}"' for part in triple.split()) + ")"
+        span = f"{min(runs):.3f}-{max(runs):.3f} (n={len(runs)})"
+        if 1.25 * max(runs) <= args.meaningful:
+            print(f"    {name}: ({_up(1.25 * max(runs))}, SEED),  # {span}")
+        elif medians and 1.2 * max(medians) <= args.meaningful:
+            median_span = f"medians {min(medians):.3f}-{max(medians):.3f}"
+            print(f"    {name}: ({_up(1.2 * max(medians))}, MEDIAN),  # {span}; {median_span}")
+        else:
+            print(f"    # {name}: no bound: {span}; medians {min(medians):.3f}-{max(medians):.3f}")
+
+
+def _up(value: float) -> str:
+    """``value`` rounded up to two significant digits."""
+    import math
+
+    digits = 1 - math.floor(math.log10(value))
+    return f"{math.ceil(value * 10**digits) / 10**digits:.{max(digits, 0)}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("run")
+    one.add_argument("--threads", type=int, default=1)
+    one.add_argument("--fast", choices=["on", "off"], default="on")
+    one.add_argument("--seeds", type=seeds, default=[0])
+    one.add_argument("--corruption", choices=["zero", "random"])
+    one.add_argument("--out", required=True)
+    one.add_argument("--what", choices=["measured", "mean_update"], default="measured")
+    one.add_argument("--rules", type=lambda text: text.split(","), help="only these rules (comma-separated)")
+    many = commands.add_parser("summary")
+    many.add_argument("files", nargs="+")
+    bounds = commands.add_parser("table")
+    bounds.add_argument("--runs", nargs="+", required=True)
+    bounds.add_argument("--corrupted", nargs="*")
+    learn = commands.add_parser("bounds")
+    learn.add_argument("--runs", nargs="+", required=True)
+    learn.add_argument("--meaningful", type=float, default=0.85, help="largest bound that still means learning")
+    args = parser.parse_args()
+    {"run": run, "summary": summary, "table": table, "bounds": learning_bounds}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
