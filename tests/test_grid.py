@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,9 +93,17 @@ def result_stamps(out: Path) -> dict[str, int]:
     return {path.parent.name: path.stat().st_mtime_ns for path in out.glob("*/result.json")}
 
 
-def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path):
-    out = tmp_path / "grid"
+@pytest.fixture(scope="module")
+def trained_grid(tmp_path_factory) -> Path:
+    """One 8-run grid trained once for the tests of this file (each copies it before changing it)."""
+    out = tmp_path_factory.mktemp("trained") / "grid"
     assert main(grid_argv(out, "--quiet")) == 0
+    return out
+
+
+def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path, trained_grid):
+    out = tmp_path / "grid"
+    shutil.copytree(trained_grid, out)
     stamps = result_stamps(out)
     assert len(stamps) == 8
     assert main(grid_argv(out)) == 0
@@ -109,9 +118,8 @@ def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path):
     assert epochs == [[0, 1, 2, 3, 4]] * 4
 
 
-def test_a_folder_holding_a_different_run_stops_the_grid_before_training(tmp_path):
-    out = tmp_path / "grid"
-    assert main(grid_argv(out, "--quiet")) == 0
+def test_a_folder_holding_a_different_run_stops_the_grid_before_training(trained_grid):
+    out = trained_grid
     with pytest.raises(ValueError, match="holds a run with eval_every=1, not 2"):
         run_grid(grid_runs(TrainConfig(dataset="digits", epochs=3, eval_every=2, device="cpu"), 1), out)
 
