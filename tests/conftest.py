@@ -85,14 +85,17 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return digits_tensors()
 
 
+SPLIT_BY_ARCHITECTURE = ("test_learning.py", "test_corruption.py", "test_step.py")  # the suite's largest files
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """pytest-xdist (``--dist loadgroup``): each test file on one worker, as its tests share cached work; the
-    learning tests (the suite's largest file) and their corruption meta-test one group per architecture, whose
-    trainings they share."""
+    """pytest-xdist (``--dist loadgroup``): each test file on one worker, as its tests may share module fixtures,
+    but the largest files one group per architecture, so that they spread over the workers (the learning tests
+    and their meta-test share cached trainings of one architecture, the step tests nothing)."""
     for item in items:
         group = item.nodeid.split("::")[0]
         params = getattr(item, "callspec", None)
-        if group.endswith(("test_learning.py", "test_corruption.py")) and params is not None:
+        if group.endswith(SPLIT_BY_ARCHITECTURE) and params is not None:
             arch = params.params.get("arch", params.params.get("triple", (None,))[0])
             group += f":{arch}" if arch is not None else ""
         item.add_marker(pytest.mark.xdist_group(group))

@@ -112,9 +112,10 @@ DRAWS = 128  # noise draws averaged by ``mean_update``
 
 @functools.cache
 def mean_update(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
-    """``mean_update_deg``: for a rule with noise (node perturbation), per hidden weight layer, the angle (degrees)
-    between the mean of ``DRAWS`` of its updates (new noise each) after training and BP's gradient, on the first
-    PROBE digits: where one estimate is noise, their mean still leans toward the gradient."""
+    """For a rule with noise (node perturbation), after training, on the first PROBE digits, per hidden weight
+    layer: ``mean_update_deg``, the angle (degrees) between the mean of ``DRAWS`` of its updates (new noise each)
+    and BP's gradient; ``mean_update_z``, that alignment as ``cos * sqrt(weights)``, which is standard normal for
+    a mean of random directions (so it says how far from chance it is, whatever the layer's size)."""
     run = trained(arch, rule_name, sign, seed, corruption=corruption)
     model, rule = run.model, run.rule
     x, y = digits()
@@ -125,8 +126,13 @@ def mean_update(arch: str, rule_name: str, sign: str, seed: int = 0, corruption:
                 acc += update
         gradients = weight_updates(model, make_rule("bp", model), x[:PROBE], y[:PROBE])
     angles = [angle_deg(mean, gradient) for mean, gradient in zip(total, gradients, strict=False)]
+    z = [math.cos(math.radians(a)) * math.sqrt(mean.numel()) for a, mean in zip(angles, total, strict=True)]
     return recorded(
-        (arch, rule_name, sign, seed, corruption), {"mean_update_deg": [None if math.isnan(a) else a for a in angles]}
+        (arch, rule_name, sign, seed, corruption),
+        {
+            "mean_update_deg": [None if math.isnan(a) else a for a in angles],
+            "mean_update_z": [None if math.isnan(value) else value for value in z],
+        },
     )
 
 

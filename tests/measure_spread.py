@@ -163,6 +163,73 @@ def _up(value: float) -> str:
     return f"{math.ceil(value * 10**digits) / 10**digits:.{max(digits, 0)}f}"
 
 
+def other_outcomes(seed: int, folder: Path) -> dict[str, float]:
+    """The training outcomes other test files bound (a test error, a training error, an epoch count), each
+    trained as its test does but from ``seed``."""
+    import numpy as np
+    import torch
+
+    from gevb import TrainConfig, build_model, make_rule, train_step
+    from gevb.data import dataset_from_arrays
+    from gevb.training import Trainer
+    from test_own_data import blobs
+    from test_specs import MY_NET
+    from test_training import small
+
+    out: dict[str, float] = {}
+    x_train, y_train = blobs(3, (5, 7), 90, seed=0)
+    x_test, y_test = blobs(3, (5, 7), 30, seed=1)
+    np.savez(folder / "my.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    for model, rule in (("fc-vec", "gevb"), ("lc-vec", "gevb"), ("conv", "dfa")):  # test_own_data
+        config = TrainConfig(dataset=str(folder / "my.npz"), model=model, rule=rule, epochs=15, lr=3e-3,
+                             batch_size=32, seed=seed, device="cpu")  # fmt: skip
+        out[f"own_data {model} {rule} test_error"] = Trainer(config).fit()["test_error"]
+    x_train, y_train = blobs(20, (40,), 400, seed=0)
+    x_test, y_test = blobs(20, (40,), 100, seed=1)
+    scale = lambda x: x.astype(np.float32) / 127.5 - 1  # noqa: E731
+    data = dataset_from_arrays("stripes", scale(x_train), y_train, scale(x_test), y_test, device="cpu")
+    config = TrainConfig(dataset="stripes", model="fc-vec", widths=[32, 32], epochs=10, lr=3e-3, seed=seed,
+                         device="cpu")  # fmt: skip
+    out["own_data twenty classes test_error"] = Trainer(config, data=data).fit()["test_error"]
+    from conftest import digits_tensors  # examples/quickstart.py, its seeds replaced
+
+    x, y = digits_tensors()
+    torch.manual_seed(seed)
+    model = build_model("fc-vec", input_shape=(1, 8, 8), num_classes=10, sign="nonneg", seed=seed)
+    rule, optimizer = make_rule("gevb", model), torch.optim.Adam(model.parameters(), lr=3e-4)
+    for batch in torch.randint(0, len(x), (150, 128)):
+        train_step(model, rule, optimizer, x[batch], y[batch])
+    out["readme quickstart training_error"] = 100 * (model(x).argmax(1) != y).float().mean().item()
+    config = TrainConfig(model="fc-vec", rule="bp", sign="mixed", epochs=5, seed=seed)
+    out["readme engine test_error"] = Trainer(config).fit()["test_error"]
+    result = Trainer(small(epochs=60, lr=1e-2, stop_at_100=True, seed=seed)).fit()
+    out["training stop_at_100 epochs"] = result["epochs"] if result["stopped_early"] else float("inf")
+    result = Trainer(small(epochs=30, lr=0.5, val_fraction=0.2, patience=2, seed=seed)).fit()
+    out["training patience epochs"] = result["epochs"] if result["stopped_early"] else float("inf")
+    (folder / "my-net.yaml").write_text(MY_NET)
+    config = TrainConfig(model=str(folder / "my-net.yaml"), rule="gevb", lr=1e-2, epochs=3, seed=seed, device="cpu")
+    out["specs my-net test_error"] = Trainer(config).fit()["test_error"]
+    return out
+
+
+def others(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import torch
+
+    import gevb.layers.dispatch as dispatch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with dispatch.reference_paths() if args.fast == "off" else _nothing(), tempfile.TemporaryDirectory() as folder:
+        for seed in args.seeds:
+            for name, value in other_outcomes(seed, Path(folder)).items():
+                results[f"{name} {seed}"] = value
+                print(name, seed, value, flush=True)
+            out.write_text(json.dumps(results, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,11 +246,16 @@ def main() -> None:
     bounds = commands.add_parser("table")
     bounds.add_argument("--runs", nargs="+", required=True)
     bounds.add_argument("--corrupted", nargs="*")
+    other = commands.add_parser("others", help="the outcomes other test files bound")
+    other.add_argument("--threads", type=int, default=1)
+    other.add_argument("--fast", choices=["on", "off"], default="on")
+    other.add_argument("--seeds", type=seeds, default=[0])
+    other.add_argument("--out", required=True)
     learn = commands.add_parser("bounds")
     learn.add_argument("--runs", nargs="+", required=True)
     learn.add_argument("--meaningful", type=float, default=0.85, help="largest bound that still means learning")
     args = parser.parse_args()
-    {"run": run, "summary": summary, "table": table, "bounds": learning_bounds}[args.command](args)
+    {"run": run, "summary": summary, "table": table, "bounds": learning_bounds, "others": others}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -56,9 +56,9 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, rule)
 
 
 def test_resume_under_torchrun_and_an_idle_process_on_short_batches(tmp_path):
-    """3 processes, batch 4: the last batch of each epoch (1,437 = 359 x 4 + 1) leaves ranks 1 and 2 without
+    """3 processes, batch 359: the last batch of each epoch (1,437 = 4 x 359 + 1) leaves ranks 1 and 2 without
     examples; they still join the average and the step. The run is stopped after one epoch and resumed."""
-    argv = ["train", *CASES["gevb"], "--batch-size", "4", "--device", "cpu", "--quiet"]
+    argv = ["train", *CASES["gevb"], "--batch-size", "359", "--device", "cpu", "--quiet"]
     first = torchrun(3, [*argv, "--epochs", "1", "--out", str(tmp_path / "parallel")])
     assert first.returncode == 0, first.stderr[-2000:]
     again = torchrun(3, [*argv, "--epochs", "2", "--out", str(tmp_path / "parallel"), "--resume"])

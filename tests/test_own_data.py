@@ -42,7 +42,9 @@ def test_gevb_train_on_a_three_class_npz_of_5x7_images(tmp_path, capsys, monkeyp
     argv = ["train", "--dataset", "my.npz", "--model", model, "--rule", rule, "--epochs", "15", "--lr", "3e-3"]
     assert main([*argv, "--batch-size", "32", "--out", "run", "--json", *QUIET]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["test_error"] < 34.0  # chance is 66.7%
+    # chance is 66.7%; measured 0.0 for each of the three (seeds 0-4, torch threads 1 and 2, fast paths on and
+    # off: tests/measure_spread.py others)
+    assert result["test_error"] < 34.0
     parts = load_run(tmp_path / "run", device="cpu")
     assert parts.data.num_classes == 3 and parts.data.input_shape == (1, 5, 7)
     assert parts.config.dataset == str(tmp_path / "my.npz")  # saved absolute
@@ -61,7 +63,7 @@ def test_twenty_classes_from_python_arrays_through_the_trainer():
     trainer = Trainer(config, data=data)
     result = trainer.fit()
     assert trainer.model.layers[0].weight.shape[1] == 20  # K = 20 components
-    assert result["test_error"] < 50.0  # chance is 95%
+    assert result["test_error"] < 50.0  # chance is 95%; measured 0.0-4.0 (as above)
 
 
 def test_analysis_commands_take_an_npz(tmp_path, capsys):
