@@ -133,6 +133,14 @@ def command_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_run_or_fresh_model(parser: argparse.ArgumentParser) -> None:
+    """A saved run to read (positional, optional), or ``--model`` for a fresh one (sign-check, summary)."""
+    saved = "a saved run (default: a fresh model)"
+    parser.add_argument("run", nargs="?", type=InputPath(".pt"), metavar="RUN_DIR_OR_CHECKPOINT", help=saved)
+    fresh = "fresh model (default: fc-vec)"
+    parser.add_argument("--model", type=InputPath(".yaml"), default="fc-vec", metavar=MODEL_METAVAR, help=fresh)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     width = commands.add_parser(
         "width-scaling",
@@ -173,20 +181,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the BP gradient have opposite signs (docs/method.md §6): 0 for fully connected nonneg VNNs under GEVB. "
         "Checks a saved run, or a fresh model built from the flags.",
     )
-    sign.add_argument(
-        "run",
-        nargs="?",
-        type=InputPath(".pt"),
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        help="a saved run (default: a fresh model)",
-    )
-    sign.add_argument(
-        "--model",
-        type=InputPath(".yaml"),
-        default="fc-vec",
-        metavar=MODEL_METAVAR,
-        help="fresh model (default: fc-vec)",
-    )
+    add_run_or_fresh_model(sign)
     sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
     sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     sign.add_argument("--seed", type=Number(SEED), default=0, help="fresh model's seed (default: 0)")
@@ -207,20 +202,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="The layers of a saved run's model, or of a fresh model for a data set's input shape and "
         "class count: name, class, output shape of one example and trained parameters.",
     )  # fmt: skip
-    summary.add_argument(
-        "run",
-        nargs="?",
-        type=InputPath(".pt"),
-        metavar="RUN_DIR_OR_CHECKPOINT",
-        help="a saved run (default: a fresh model)",
-    )
-    summary.add_argument(
-        "--model",
-        type=InputPath(".yaml"),
-        default="fc-vec",
-        metavar=MODEL_METAVAR,
-        help="fresh model (default: fc-vec)",
-    )
+    add_run_or_fresh_model(summary)
     summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     summary.add_argument(
         "--widths", type=IntList(WIDTH), metavar="N,N,...", help="hidden widths (default: the paper's)"
