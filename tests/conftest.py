@@ -85,17 +85,21 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return digits_tensors()
 
 
-SPLIT_BY_ARCHITECTURE = ("test_learning.py", "test_corruption.py", "test_step.py")  # the suite's largest files
+SPLIT = ("test_learning.py", "test_corruption.py", "test_step.py")  # the suite's largest files
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups off the items
 def pytest_collection_modifyitems(items) -> None:
     """pytest-xdist (``--dist loadgroup``): each test file on one worker, as its tests may share module fixtures,
-    but the largest files one group per architecture, so that they spread over the workers (the learning tests
-    and their meta-test share cached trainings of one architecture, the step tests nothing)."""
+    but the largest files one group per architecture and sign, so that they spread over the workers (the
+    learning tests and their meta-test share cached trainings of one architecture and sign, the step tests
+    nothing)."""
     for item in items:
-        group = item.nodeid.split("::")[0]
+        path = item.nodeid.split("::")[0]
+        group = Path(path).stem  # short: pytest-xdist appends it to every test id
         params = getattr(item, "callspec", None)
-        if group.endswith(SPLIT_BY_ARCHITECTURE) and params is not None:
-            arch = params.params.get("arch", params.params.get("triple", (None,))[0])
-            group += f":{arch}" if arch is not None else ""
+        if path.endswith(SPLIT) and params is not None:
+            given = params.params
+            arch, _, sign = given.get("triple") or (given.get("arch"), None, given.get("sign"))
+            group += "".join(f":{part}" for part in (arch, sign) if part is not None)
         item.add_marker(pytest.mark.xdist_group(group))

@@ -1,8 +1,9 @@
 """A reference training step built only from plain torch ops, independent of gevb's kernels.
 
-The forward pass re-implements the network from its parameters with textbook operations: the
-materialized block-sparse expanded input for a vectorized first layer, the scalar op applied to
-each of the K components, ``F.unfold`` patches for locally connected layers, ``F.avg_pool2d``,
+The forward pass re-implements the network from its parameters with textbook operations: a
+vectorized first layer's component k on the input times its own block of the weight (the
+expanded input's definition), the scalar op applied to each of the K components, ``F.unfold``
+patches for locally connected layers, ``F.avg_pool2d``,
 the gate from its definition ``G = 1[t . h >= 0]``. Gradients come from ``torch.autograd``:
 the true gradient for BP, for feedback alignment and sign-symmetry the true gradient of a network
 whose input gradients flow through other weights, and for the broadcast rules (GEVB, DFA, DRTP, node
@@ -19,35 +20,41 @@ import torch.nn.functional as F
 from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
 
 
-def expanded(x: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, D) or (B, C, H, W) -> (B, K, K*D) or (B, K, K*C, H, W): input (k', d) is ``x_d e_k'``."""
-    eye = torch.eye(k, dtype=x.dtype, device=x.device)
-    if x.dim() == 2:
-        return torch.einsum("kj,bd->bkjd", eye, x).flatten(2)
-    return torch.einsum("kj,bchw->bkjchw", eye, x).flatten(2, 3)
-
-
 def local2d(x: torch.Tensor, weight: torch.Tensor, layer: VecLocal2d) -> torch.Tensor:
     """Scalar locally connected layer without bias: x (N, C, H, W), weight (L, out, F) -> (N, out, H', W')."""
     patches = F.unfold(x, layer.kernel_size, padding=layer.padding, stride=layer.stride)  # (N, F, L)
     return torch.einsum("lof,nfl->nol", weight, patches).unflatten(2, layer.output_size)
 
 
+def scalar_layer(layer, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The scalar layer without bias: x (N, D) or (N, C, H, W) -> (N, out) or (N, out, H', W')."""
+    if isinstance(layer, VecLinear):
+        return x @ weight.reshape(weight.shape[0], -1).t()
+    if isinstance(layer, VecConv2d):
+        return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding)
+    return local2d(x, weight, layer)
+
+
 def weight_layer(layer, a: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """h of one weight layer: a (B, K, *S) (or the raw batch for an input-expanding layer) -> (B, K, *S')."""
+    """h of one weight layer: a (B, K, *S) (or the raw batch for an input-expanding layer) -> (B, K, *S').
+
+    An input-expanding layer's component k sees the expanded input ``x_d e_k`` (docs/method.md §2), so only
+    its own block of the weight's input axis (k's D, or C channels): the scalar layer per component with that
+    block, K times less work than on the materialized expanded input (``expanded``; test_layers.py holds the
+    layers to that form).
+    """
     k = layer.vector_dim
     if layer.expand_input:
-        a = expanded(a, k)
-    batch = a.shape[0]
+        x = a.flatten(1) if isinstance(layer, VecLinear) else a
+        axis = 2 if isinstance(layer, VecLocal2d) else 1  # the weight's input axis: (out, K*D), (L, out, K*F)
+        h = torch.stack([scalar_layer(layer, x, block) for block in weight.chunk(k, dim=axis)], dim=1)
+    else:
+        h = scalar_layer(layer, a.flatten(0, 1), weight).unflatten(0, a.shape[:2])  # each component alike
     if isinstance(layer, VecLinear):
-        h = a @ weight.reshape(weight.shape[0], -1).t()  # (B, K, out)
         return h + bias  # bias (K, out)
-    scalar = a.flatten(0, 1)  # (B*K, C, H, W): the scalar layer on each component
     if isinstance(layer, VecConv2d):
-        h = F.conv2d(scalar, weight, stride=layer.stride, padding=layer.padding)
-        return h.unflatten(0, (batch, k)) + bias.view(1, k, -1, 1, 1)
-    h = local2d(scalar, weight, layer)
-    return h.unflatten(0, (batch, k)) + bias.unsqueeze(0)  # bias (K, out, H', W')
+        return h + bias.view(1, k, -1, 1, 1)
+    return h + bias.unsqueeze(0)  # bias (K, out, H', W')
 
 
 def gate_of(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
