@@ -92,14 +92,17 @@ SPLIT = ("test_learning.py", "test_corruption.py", "test_step.py")  # the suite'
 def pytest_collection_modifyitems(items) -> None:
     """pytest-xdist (``--dist loadgroup``): each test file on one worker, as its tests may share module fixtures,
     but the largest files one group per architecture and sign, so that they spread over the workers (the
-    learning tests and their meta-test share cached trainings of one architecture and sign, the step tests
-    nothing)."""
+    learning tests and their meta-test share cached trainings of one architecture and sign: a learning test
+    goes where the first triple it declares is trained; the step tests share nothing)."""
     for item in items:
         path = item.nodeid.split("::")[0]
         group = Path(path).stem  # short: pytest-xdist appends it to every test id
         params = getattr(item, "callspec", None)
         if path.endswith(SPLIT) and params is not None:
             given = params.params
-            arch, _, sign = given.get("triple") or (given.get("arch"), None, given.get("sign"))
+            declared = getattr(item.obj, "triples", None)  # learning.uses
+            arch, _, sign = given.get("triple") or (
+                declared(**given)[0] if declared else (given.get("arch"), None, given.get("sign"))
+            )
             group += "".join(f":{part}" for part in (arch, sign) if part is not None)
         item.add_marker(pytest.mark.xdist_group(group))

@@ -121,9 +121,12 @@ def mean_update(arch: str, rule_name: str, sign: str, seed: int = 0, corruption:
     x, y = digits()
     with grads_kept(model, rule):
         total = [torch.zeros_like(w) for w in run.initial]
+        with torch.no_grad():
+            output = model.trace(x[:PROBE])  # one forward pass serves every draw (the rule adds its own)
         for _ in range(DRAWS):
-            for acc, update in zip(total, weight_updates(model, rule, x[:PROBE], y[:PROBE]), strict=False):
-                acc += update
+            rule.set_grads(model, output, y[:PROBE])
+            for acc, layer in zip(total, model.weight_layers, strict=False):
+                acc += layer.weight.grad
         gradients = weight_updates(model, make_rule("bp", model), x[:PROBE], y[:PROBE])
     angles = [angle_deg(mean, gradient) for mean, gradient in zip(total, gradients, strict=False)]
     z = [math.cos(math.radians(a)) * math.sqrt(mean.numel()) for a, mean in zip(angles, total, strict=True)]
