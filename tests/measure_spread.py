@@ -253,7 +253,7 @@ def main() -> None:
     other.add_argument("--out", required=True)
     learn = commands.add_parser("bounds")
     learn.add_argument("--runs", nargs="+", required=True)
-    learn.add_argument("--meaningful", type=float, default=0.85, help="largest bound that still means learning")
+    learn.add_argument("--meaningful", type=float, default=0.87, help="largest bound that still means learning")
     args = parser.parse_args()
     {"run": run, "summary": summary, "table": table, "bounds": learning_bounds, "others": others}[args.command](args)
 

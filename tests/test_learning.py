@@ -3,16 +3,17 @@ Adam steps, batch 64, lr 3e-3, small widths), against training its readout alone
 solve a problem, not only run), and each known failure stated as what the rule does (docs/rules.md).
 
 How every bound here was set. ``python tests/measure_spread.py`` trained every triple from seeds 0-4 at torch
-threads 1 and 2 with the CPU fast paths on and off (``gevb.layers.dispatch.reference_paths``): 20 runs a
-triple, on a 2-core AMD EPYC. A run's last digits depend on the thread count and the kernels (so on the CPU
-kind), and a chaotic trajectory (node perturbation's noise, a ReLU network near a gate flip) moves far on
-them, so a bound is set from that spread, never from one run: a bound on one run (seed 0) sits 25% beyond
-the worst of the 20 runs; where the 20 runs spread too far for that, the test holds the median over
-``MEDIAN_SEEDS`` (bound: 20% beyond the worst such median over every three seeds of a configuration). The
-measured range stands beside each bound. Every test here also fails with its rule switched off (its hidden
-layers' gradients and signals zeros, or random of the same norm; ``tests/test_corruption.py``): switched
-off, a rule's ratio is 0.93-1.07, its signal angles 88-91 degrees, its hidden layers move 0.14-0.56 of
-their norm. The tests run at one torch thread with the fast paths on.
+threads 1 and 2 with the CPU fast paths on and off (``gevb.layers.dispatch.reference_paths``; seeds 0-2 only
+at two threads with them off): 18 runs a triple, on a 2-core AMD EPYC. A run's last digits depend on the
+thread count and the kernels (so on the CPU kind), and a chaotic trajectory (node perturbation's noise, a ReLU
+network near a gate flip) moves far on them, so a bound is set from that spread, never from one run: a bound
+on one run (seed 0) sits 25% beyond the worst of the 18 runs; where they spread too far for that, the test
+holds the median over ``MEDIAN_SEEDS`` (bound: 20% beyond the worst such median over every three seeds of a
+configuration). The measured range stands beside each bound. Every test here also fails with its rule switched
+off (its hidden layers' gradients and signals zeros, or random of the same norm;
+``tests/test_corruption.py``): switched off, a rule's ratio is 0.93-1.07, its signal angles 88-91 degrees
+(undefined with zeros), its hidden layers move 0 (zeros) or 0.14-0.56 of their norm. The tests run at one
+torch thread with the fast paths on.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def angles(values: list[float | None], what: str) -> list[float]:
     return values
 
 
-# Rules that learn: (the bound on the ratio, over what); measured over the 20 runs, and for MEDIAN the
+# Rules that learn: (the bound on the ratio, over what); measured over the 18 runs, and for MEDIAN the
 # range of the median over every three seeds of a configuration.
 LEARNS = {
     ("fc-vec", "gevb", "nonneg"): (0.012, SEED),  # 0.005-0.010
@@ -61,7 +62,7 @@ LEARNS = {
     ("fc-vec", "sign-symmetry", "mixed"): (0.026, SEED),  # 0.009-0.020
     ("fc-vec", "drtp", "nonneg"): (0.22, SEED),  # 0.150-0.171
     ("fc-vec", "drtp", "mixed"): (0.59, SEED),  # 0.279-0.466
-    ("fc-vec", "node-perturbation", "nonneg"): (0.46, SEED),  # 0.205-0.361
+    ("fc-vec", "node-perturbation", "nonneg"): (0.49, SEED),  # 0.205-0.386
     ("fc", "bp", "nonneg"): (0.065, SEED),  # 0.036-0.052
     ("fc", "bp", "mixed"): (0.056, SEED),  # 0.033-0.044
     ("fc", "bp-autograd", "nonneg"): (0.065, SEED),  # 0.036-0.052
@@ -76,7 +77,7 @@ LEARNS = {
     ("fc", "node-perturbation", "mixed"): (0.27, SEED),  # 0.166-0.211
     ("conv-vec", "gevb", "nonneg"): (0.41, SEED),  # 0.254-0.320
     ("conv-vec", "gevb", "mixed"): (0.36, SEED),  # 0.209-0.281
-    ("conv-vec", "bp", "nonneg"): (0.23, SEED),  # 0.122-0.178
+    ("conv-vec", "bp", "nonneg"): (0.23, SEED),  # 0.122-0.179
     ("conv-vec", "bp", "mixed"): (0.077, SEED),  # 0.050-0.061
     ("conv-vec", "bp-autograd", "nonneg"): (0.23, SEED),  # 0.119-0.179
     ("conv-vec", "bp-autograd", "mixed"): (0.077, SEED),  # 0.050-0.061
@@ -88,25 +89,25 @@ LEARNS = {
     ("conv", "bp", "mixed"): (0.14, SEED),  # 0.082-0.110
     ("conv", "bp-autograd", "nonneg"): (0.27, SEED),  # 0.148-0.211
     ("conv", "bp-autograd", "mixed"): (0.14, SEED),  # 0.082-0.110
-    ("conv", "dfa", "nonneg"): (0.80, SEED),  # 0.459-0.638
-    ("conv", "dfa", "mixed"): (0.85, MEDIAN),  # 0.370-0.844; medians 0.481-0.710
+    ("conv", "dfa", "nonneg"): (0.80, SEED),  # 0.457-0.638
+    ("conv", "dfa", "mixed"): (0.86, MEDIAN),  # 0.370-0.844; medians 0.481-0.710
     ("conv", "fa", "nonneg"): (0.69, SEED),  # 0.297-0.547
     ("conv", "fa", "mixed"): (0.54, SEED),  # 0.261-0.429
-    ("conv", "sign-symmetry", "nonneg"): (0.62, MEDIAN),  # 0.376-0.924; medians 0.400-0.516
+    ("conv", "sign-symmetry", "nonneg"): (0.63, MEDIAN),  # 0.376-0.924; medians 0.398-0.523
     ("conv", "sign-symmetry", "mixed"): (0.23, SEED),  # 0.096-0.180
-    ("conv", "node-perturbation", "nonneg"): (0.82, MEDIAN),  # 0.636-0.773; medians 0.637-0.683
-    ("conv", "node-perturbation", "mixed"): (0.74, SEED),  # 0.415-0.591
+    ("conv", "node-perturbation", "nonneg"): (0.83, MEDIAN),  # 0.635-0.773; medians 0.635-0.684
+    ("conv", "node-perturbation", "mixed"): (0.75, SEED),  # 0.415-0.592
     ("lc-vec", "gevb", "nonneg"): (0.0043, SEED),  # 0.002-0.003
     ("lc-vec", "gevb", "mixed"): (0.031, SEED),  # 0.014-0.024
-    ("lc-vec", "bp", "nonneg"): (0.0014, SEED),  # 0.001-0.001
+    ("lc-vec", "bp", "nonneg"): (0.0017, SEED),  # 0.001-0.001
     ("lc-vec", "bp", "mixed"): (0.0032, SEED),  # 0.001-0.003
-    ("lc-vec", "bp-autograd", "nonneg"): (0.0014, SEED),  # 0.001-0.001
+    ("lc-vec", "bp-autograd", "nonneg"): (0.0017, SEED),  # 0.001-0.001
     ("lc-vec", "bp-autograd", "mixed"): (0.0032, SEED),  # 0.001-0.003
     ("lc-vec", "fa", "nonneg"): (0.0060, SEED),  # 0.002-0.005
     ("lc-vec", "fa", "mixed"): (0.049, SEED),  # 0.024-0.039
     ("lc-vec", "sign-symmetry", "nonneg"): (0.0013, SEED),  # 0.001-0.001
     ("lc-vec", "sign-symmetry", "mixed"): (0.0040, SEED),  # 0.001-0.003
-    ("lc-vec", "node-perturbation", "nonneg"): (0.65, SEED),  # 0.466-0.518
+    ("lc-vec", "node-perturbation", "nonneg"): (0.77, SEED),  # 0.395-0.615
     ("lc", "bp", "nonneg"): (0.058, SEED),  # 0.033-0.046
     ("lc", "bp", "mixed"): (0.037, SEED),  # 0.021-0.029
     ("lc", "bp-autograd", "nonneg"): (0.058, SEED),  # 0.033-0.046
@@ -115,29 +116,34 @@ LEARNS = {
     ("lc", "dfa", "mixed"): (0.37, SEED),  # 0.178-0.290
     ("lc", "fa", "nonneg"): (0.28, SEED),  # 0.140-0.222
     ("lc", "fa", "mixed"): (0.21, SEED),  # 0.117-0.166
-    ("lc", "sign-symmetry", "nonneg"): (0.83, MEDIAN),  # 0.458-0.716; medians 0.510-0.688
+    ("lc", "sign-symmetry", "nonneg"): (0.83, MEDIAN),  # 0.458-0.718; medians 0.510-0.688
     ("lc", "sign-symmetry", "mixed"): (0.053, SEED),  # 0.025-0.042
-    ("lc", "node-perturbation", "nonneg"): (0.78, SEED),  # 0.500-0.620
+    ("lc", "node-perturbation", "nonneg"): (0.78, SEED),  # 0.500-0.621
     ("lc", "node-perturbation", "mixed"): (0.59, SEED),  # 0.358-0.469
 }
 
 # Triples that do not learn here: the ratio stays above FAILS[triple] (if a change makes one learn, this table
 # and docs/rules.md are out of date), and the rule's own signature holds (test_drtp_..., test_node_...).
-FAILS = {
-    **{t: 0.9 for t in [("fc", "drtp", "mixed"), ("conv-vec", "drtp", "nonneg"), ("conv-vec", "drtp", "mixed"),
-                        ("conv", "drtp", "nonneg"), ("conv", "drtp", "mixed"), ("lc-vec", "drtp", "mixed"),
-                        ("lc", "drtp", "nonneg"), ("lc", "drtp", "mixed")]},  # 1.03-53: worse than the readout alone
-    ("conv-vec", "node-perturbation", "nonneg"): 0.65,  # 0.951-1.022
-    ("conv-vec", "node-perturbation", "mixed"): 0.65,  # 0.869-0.971
-    ("lc-vec", "node-perturbation", "mixed"): 0.65,  # 0.779-0.921
-}  # fmt: skip
+FAILS = {  # 0.8 x the lowest of the runs, rounded down; measured range beside
+    ("fc", "drtp", "mixed"): 1.0,  # 1.283-4.307
+    ("conv-vec", "drtp", "nonneg"): 0.82,  # 1.031-1.061
+    ("conv-vec", "drtp", "mixed"): 0.96,  # 1.203-1.772
+    ("conv", "drtp", "nonneg"): 1.3,  # 1.678-10.320
+    ("conv", "drtp", "mixed"): 3.6,  # 4.623-52.637
+    ("lc-vec", "drtp", "mixed"): 0.69,  # 0.872-3.143
+    ("lc", "drtp", "nonneg"): 1.9,  # 2.399-5.188
+    ("lc", "drtp", "mixed"): 5.0,  # 6.317-26.206
+    ("conv-vec", "node-perturbation", "nonneg"): 0.71,  # 0.897-1.049
+    ("conv-vec", "node-perturbation", "mixed"): 0.69,  # 0.869-0.981
+    ("lc-vec", "node-perturbation", "mixed"): 0.60,  # 0.757-0.935
+}
 
 # Triples whose ratio depends on the seed too much for either (medians of three seeds in brackets); only their
 # rule's signature is tested.
 SEED_DEPENDENT = {
     ("fc", "drtp", "nonneg"): "0.334-1.592 (0.480-0.922)",
-    ("lc-vec", "drtp", "nonneg"): "0.136-0.965 (0.232-0.807)",
-    ("fc-vec", "node-perturbation", "mixed"): "0.228-0.935 (0.348-0.788)",
+    ("lc-vec", "drtp", "nonneg"): "0.131-1.310 (0.232-0.957)",
+    ("fc-vec", "node-perturbation", "mixed"): "0.228-0.935 (0.326-0.788)",
 }
 
 TRIPLES = [(arch, rule, sign) for arch, rule in valid_pairs() for sign in SIGNS]
@@ -166,8 +172,9 @@ def test_known_failures_stay_failures_and_do_what_the_rule_does(arch, rule_name,
     signature(arch, rule_name, sign)
 
 
-# DFA's conv layers after training: 81-90 degrees from BP's signal (either sign), while they move 0.97-2.5 of
-# their norm (switched off: 0.14-0.31); GEVB's in the nonneg VNN 22-30 degrees, in the mixed VNN 33-55.
+# After training, over the 18 runs: the smaller of DFA's two conv layers' angles to BP's signal 81-88 degrees
+# (either sign), the less moved of them 0.97-1.55 of its norm (switched off: 0, or 0.14-0.22 with random
+# gradients); the larger of GEVB's in the nonneg VNN 28-30 degrees, in the mixed VNN 35-55.
 @uses(lambda sign: [("conv", "dfa", sign), ("conv-vec", "gevb", sign)])
 @pytest.mark.parametrize("sign", SIGNS)
 def test_dfa_signals_miss_conv_layers_while_gevb_reaches_them(sign):
@@ -178,9 +185,9 @@ def test_dfa_signals_miss_conv_layers_while_gevb_reaches_them(sign):
     assert max(angles(of("conv-vec", "gevb", sign)["signal_deg"][:2], "GEVB")) < (40 if sign == "nonneg" else 65)
 
 
-# FA's conv layers after training: 52-71 degrees (nonneg), 67-88 (mixed) in the conventional network, moving
-# 0.84-1.54 of their norm in conv2 (switched off: 0.29-0.32); in the nonneg VNN, whose credits are all >= 0
-# like GEVB's, 22-34.
+# After training, over the 18 runs: the smaller of FA's conv layers' signal angles 52-60 degrees (nonneg),
+# 67-82 (mixed) in the conventional network, conv2 moving 0.84-1.54 of its norm (switched off: 0, or
+# 0.29-0.32); the larger in the nonneg VNN, whose credits are all >= 0 like GEVB's, 31-34.
 @uses(lambda sign: [("conv", "fa", sign)] + ([("conv-vec", "fa", sign)] if sign == "nonneg" else []))
 @pytest.mark.parametrize("sign", SIGNS)
 def test_fa_conv_layers_miss_the_gradient_in_conventional_nets(sign):
@@ -191,9 +198,10 @@ def test_fa_conv_layers_miss_the_gradient_in_conventional_nets(sign):
         assert max(angles(of("conv-vec", "fa", sign)["signal_deg"][:2], "FA in conv-vec")) < 40
 
 
-# In the nonneg conventional networks sign(W) is 0 or 1: the median over MEDIAN_SEEDS of the smaller spatial
-# signal angle measured 53-62 (conv), 71-77 (lc) against the mixed networks' 37-44 (conv), 32-36 (lc); the
-# nonneg fc1 layer's signal still leans toward BP's (64-83; switched off 88-91).
+# In the nonneg conventional networks sign(W) is 0 or 1: the median over three seeds of a configuration of the
+# smaller spatial signal angle measured 53-68 (conv), 71-76 (lc) against the mixed networks' larger one, 39-44
+# (conv), 32-36 (lc), over the 18 runs; the nonneg fc1 layer's signal still leans toward BP's (its median
+# 63-82; switched off 88-91).
 @uses(lambda arch: [(arch, "sign-symmetry", "nonneg"), (arch, "sign-symmetry", "mixed")])
 @pytest.mark.parametrize("arch", ["conv", "lc"])
 def test_sign_symmetry_without_signs_misses_the_gradient_in_nonneg_spatial_layers(arch):
@@ -211,7 +219,8 @@ NP_TRIPLES = [t for t in TRIPLES if t[1] == "node-perturbation"]
 
 def drtp_signature(arch: str, rule_name: str, sign: str) -> None:
     """DRTP's first hidden layer learns from the target alone, which never shrinks: the layer moves far (1.4-5.9
-    of its norm; switched off 0.14-0.56), its update 79-95 degrees from the gradient (docs/rules.md)."""
+    of its norm over the 18 runs of every DRTP triple; switched off 0, or 0.15-0.44), its update 79-138 degrees
+    from the gradient (switched off: undefined, or 74-97) (docs/rules.md)."""
     run = of(arch, rule_name, sign)
     assert run["moved"][0] > 1.0, f"first hidden layer moved {run['moved'][0]:.2f} of its norm"
     assert angles(run["update_deg"], "DRTP")[0] > 75
@@ -223,14 +232,25 @@ def test_drtp_first_layer_moves_far_and_ignores_the_gradient(arch, rule_name, si
     drtp_signature(arch, rule_name, sign)
 
 
+# Where one seed's pooled alignment spreads too far for the bound (conv-vec nonneg: 1.6-20.0 over the 20 runs),
+# it is pooled over MEDIAN_SEEDS too (6.2-25.5 over every three seeds of a configuration).
+NP_POOLED_OVER_SEEDS = {("conv-vec", "node-perturbation", "nonneg")}
+
+
 def node_perturbation_signature(arch: str, rule_name: str, sign: str) -> None:
-    """Node perturbation's single estimates are noise at these widths (every hidden signal 82-90 degrees from
+    """Node perturbation's single estimates are noise at these widths (every hidden signal 82-89 degrees from
     BP's; N noise values per example, one loss change), but unbiased: the mean of ``learning.DRAWS`` of them
-    leans toward the gradient. Its alignment ``cos * sqrt(weights)`` per hidden layer, pooled over the layers
-    (their sum / sqrt(layers), standard normal for random directions), measured 5.0-137 (random of the same
-    norm: -1.0 to 2.3)."""
+    leans toward the gradient. Its alignment ``cos * sqrt(weights)`` per hidden layer is standard normal for
+    random directions, so its sum over the layers (and, for NP_POOLED_OVER_SEEDS, over MEDIAN_SEEDS) over the
+    square root of their count is too. Over seeds 0-4 at threads 1 and 2, fast paths on and off (20 runs a
+    triple), one seed's measured 5.1-116 in every other triple, random gradients of the same norm -2.3 to 1.4."""
     assert min(angles(of(arch, rule_name, sign)["signal_deg"], "node perturbation")) > 75
-    z = angles(of(arch, rule_name, sign, what=mean_update)["mean_update_z"], "mean of estimates")
+    seeds = MEDIAN_SEEDS if (arch, rule_name, sign) in NP_POOLED_OVER_SEEDS else (0,)
+    z = [
+        value
+        for seed in seeds
+        for value in angles(of(arch, rule_name, sign, seed, mean_update)["mean_update_z"], "mean")
+    ]
     pooled = sum(z) / len(z) ** 0.5
     assert pooled > 3.5, f"the mean of many estimates is {pooled:.1f} standard deviations from chance ({z})"
 
