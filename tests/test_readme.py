@@ -40,6 +40,7 @@ def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
     error = float(re.search(r"test error ([\d.]+)% after 5 epochs", result.stdout).group(1))
     assert error < 10.0, result.stdout  # measured 2.8-4.2% (seeds 0-4, threads 1 and 2, fast paths on and off)
     assert {p.name for p in (tmp_path / "runs/digits-bp-mixed").iterdir()} == {
+        ".gevb.lock",
         "config.yaml",
         "architecture.yaml",
         "metrics.jsonl",

@@ -206,7 +206,8 @@ def test_a_version_1_checkpoint_is_refused_with_the_reason(tmp_path, capsys):
 
 
 def test_building_a_run_is_pure_and_a_trainer_writes_only_when_it_fits(tmp_path):
-    """``build_run`` touches no global random state and no file; a ``Trainer`` begins its folder in ``fit``."""
+    """``build_run`` touches no global random state and no file; a ``Trainer`` claims its folder when built (its
+    lock, ``gevb.locks``) and begins it in ``fit``; a trainer given back unfitted leaves nothing."""
     from gevb.build import build_run
 
     config = small(epochs=1)
@@ -217,11 +218,14 @@ def test_building_a_run_is_pure_and_a_trainer_writes_only_when_it_fits(tmp_path)
     for a, b in zip(parts.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(a, b)
     assert parts.epoch == 0 and parts.optimizer.param_groups[0]["params"][0] is next(parts.model.parameters())
-    trainer = Trainer(config, out=tmp_path / "run")
+    unfitted = Trainer(config, out=tmp_path / "run")
+    assert [path.name for path in (tmp_path / "run").iterdir()] == [".gevb.lock"]
+    unfitted.release()
     assert not (tmp_path / "run").exists()
+    trainer = Trainer(config, out=tmp_path / "run")
     trainer.fit()
     assert {path.name for path in (tmp_path / "run").iterdir()} == {
-        "config.yaml", "architecture.yaml", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "result.json"
+        "config.yaml", "architecture.yaml", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "result.json", ".gevb.lock"
     }  # fmt: skip
 
 

@@ -111,6 +111,8 @@ def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None
     """The parts of the run saved in a run folder or checkpoint file, with its model and rule at the
     checkpoint's epoch (the optimizer is fresh). ``device``, ``data_dir``, ``download`` replace the run's own."""
     path = Path(path)
+    if path.is_dir():
+        RunFolder(path).lock_file.check_free()  # never read a run while it trains
     checkpoint_path = RunFolder(path).checkpoint_path if path.is_dir() else path
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_mapping(checkpoint["config"], str(checkpoint_path))

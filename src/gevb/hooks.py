@@ -146,10 +146,8 @@ class RunFolderWriter(Hook):
 
     def __init__(self, folder: RunFolder) -> None:
         self.folder = folder
-        self.created = False
 
     def start(self, trainer: Trainer) -> None:
-        self.created = not self.folder.path.exists()
         # A run starting from scratch drops every record (an earlier start's epoch 0 is evaluated again).
         self.folder.begin(trainer.config, trainer.epoch if trainer.epoch > 0 else -1, trainer.model.spec)
 
@@ -165,7 +163,7 @@ class RunFolderWriter(Hook):
     def fail(self, trainer: Trainer, error: Exception) -> None:
         """A run that failed before its first checkpoint leaves the folder as it found it."""
         if not self.folder.checkpoint_path.exists():
-            self.folder.discard(remove_folder=self.created)
+            self.folder.discard()
 
 
 class TensorBoardLog(Hook):

@@ -3,7 +3,8 @@
 A run folder: ``config.yaml`` (resolved config), ``architecture.yaml`` (the network it builds, as
 ``gevb.models.specs`` reads it), ``metrics.jsonl`` (one line per evaluation; the
 same records flat in ``metrics.csv``),
-``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished).
+``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished); ``.gevb.lock``
+is held by the one process that trains in it or reads it (``gevb.locks``).
 
 A folder holding one run is never overwritten by another: starting a run there needs ``resume``
 and the same run-defining settings (``IDENTITY_FIELDS``). ``Run`` is a folder read back whole;
@@ -21,6 +22,7 @@ from typing import Any
 from gevb.checkpoint import load_checkpoint
 from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
 from gevb.files import atomic_file, is_partial, json_text, read_text
+from gevb.locks import LOCK_NAME, FolderLock
 from gevb.models.specs import ArchitectureSpec, spec_yaml
 
 
@@ -47,6 +49,33 @@ class RunFolder:
         self.metrics_csv_path = self.path / "metrics.csv"  # the same records, flat, for spreadsheets and pandas
         self.checkpoint_path = self.path / "checkpoint.pt"
         self.result_path = self.path / "result.json"
+        self.lock_file = FolderLock(self.path)
+        self.created = False  # whether ``lock`` created the folder
+
+    def lock(self) -> None:
+        """Create the folder if needed and take its lock, or raise ``FolderBusy`` (a ValueError) naming the
+        process that holds it."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"--out {self.path} is a file; choose a folder")
+        if not self.lock_file.held:
+            self.created = not self.path.exists()
+            self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock_file.acquire()
+        except BaseException:
+            self.unlock()
+            raise
+
+    def unlock(self) -> None:
+        """Give the lock back; in a folder that holds nothing else the lock file goes too, and the folder if
+        ``lock`` created it."""
+        if not self.lock_file.held:
+            return
+        empty = all(path.name == LOCK_NAME for path in self.path.iterdir())
+        self.lock_file.release(remove=empty)
+        if empty and self.created:
+            self.path.rmdir()
+        self.created = False
 
     def holds_run(self) -> bool:
         return self.config_path.is_file()
@@ -124,13 +153,12 @@ class RunFolder:
             self.append_metrics_row(record)
 
     def check(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
-        """Check that ``config`` may run here; return the checkpoint to resume from, if any. Writes nothing.
+        """Check that ``config`` may run in the folder (``lock`` taken); return the checkpoint to resume from, if
+        any. Writes nothing.
 
         Raises ValueError when the folder holds something else: another run (without ``resume``,
         or with different run-defining settings) or files that are not a run.
         """
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"--out {self.path} is a file; choose a folder")
         if self.holds_run():
             saved = self.read_config()
             if not resume:
@@ -147,7 +175,7 @@ class RunFolder:
                     f"--epochs {checkpoint['epoch']} or more, or choose another --out"
                 )
             return checkpoint
-        if self.path.is_dir() and not all(map(is_partial, self.path.iterdir())):
+        if self.path.is_dir() and not all(is_partial(p) or p.name == LOCK_NAME for p in self.path.iterdir()):
             raise ValueError(f"{self.path} is not empty and holds no gevb run; choose a new or empty --out")
         return None
 
@@ -161,13 +189,12 @@ class RunFolder:
                     "resume it with the same settings or choose another --out"
                 )
 
-    def discard(self, remove_folder: bool) -> None:
-        """Remove what ``begin`` and the first evaluations wrote (and the folder itself if asked and empty)."""
+    def discard(self) -> None:
+        """Remove what ``begin`` and the first evaluations wrote (``unlock`` then removes a folder ``lock``
+        created)."""
         written = (self.config_path, self.architecture_path, self.metrics_path, self.metrics_csv_path, self.result_path)
         for path in written:
             path.unlink(missing_ok=True)
-        if remove_folder and not any(self.path.iterdir()):
-            self.path.rmdir()
 
     def begin(self, config: TrainConfig, epoch: int, architecture: ArchitectureSpec) -> None:
         """Create the folder, save the resolved config and architecture, drop metrics newer than the

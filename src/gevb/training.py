@@ -93,23 +93,29 @@ class Trainer:
         folder = RunFolder(out) if out is not None else None
         if self.config.tensorboard and folder is None:
             raise ValueError("--tensorboard writes into the run folder: add --out DIR")
-        checkpoint = folder.check(self.config, resume) if folder is not None else None
         self.folder = folder if main else None  # other processes read the checkpoint and write nothing
-        self.log = log if log is not None and main else (lambda line: None)
-        self.batch_order = seed_everything(self.config.seed)
-        saved = None if checkpoint is None else saved_architecture(checkpoint, folder.checkpoint_path)
-        parts = build_run(self.config, data, device, saved)
-        self.device, self.data, self.model, self.rule = parts.device, parts.data, parts.model, parts.rule
-        self.optimizer, self.schedule = parts.optimizer, parts.schedule
-        self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
-        self.best_loss, self.stale_evaluations = math.inf, 0  # early stopping (``patience``), on val or train
-        self.skipped_last_step, self.batch_share = False, 1.0
-        self.last_eval: dict[str, Any] | None = None
-        self.provenance: dict[str, Any] = {}
-        if checkpoint is not None:
-            self.restore(checkpoint, folder.checkpoint_path)
-        log_hook = log if main else None
-        self.hooks = [*standard_hooks(self.config, self.folder, log_hook, progress and main), *hooks]
+        if self.folder is not None:
+            self.folder.lock()  # held until ``fit`` returns or raises
+        try:
+            checkpoint = folder.check(self.config, resume) if folder is not None else None
+            self.log = log if log is not None and main else (lambda line: None)
+            self.batch_order = seed_everything(self.config.seed)
+            saved = None if checkpoint is None else saved_architecture(checkpoint, folder.checkpoint_path)
+            parts = build_run(self.config, data, device, saved)
+            self.device, self.data, self.model, self.rule = parts.device, parts.data, parts.model, parts.rule
+            self.optimizer, self.schedule = parts.optimizer, parts.schedule
+            self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
+            self.best_loss, self.stale_evaluations = math.inf, 0  # early stopping (``patience``), on val or train
+            self.skipped_last_step, self.batch_share = False, 1.0
+            self.last_eval: dict[str, Any] | None = None
+            self.provenance: dict[str, Any] = {}
+            if checkpoint is not None:
+                self.restore(checkpoint, folder.checkpoint_path)
+            log_hook = log if main else None
+            self.hooks = [*standard_hooks(self.config, self.folder, log_hook, progress and main), *hooks]
+        except BaseException:
+            self.release()  # a failed start leaves the folder as it found it
+            raise
 
     def restore(self, checkpoint: dict[str, Any], source: Path) -> None:
         """Load a checkpoint written from ``state`` (same run-defining config)."""
@@ -258,8 +264,16 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result.
         With ``config.threads``, torch runs that many CPU threads until it returns, then the caller's again."""
-        with torch_threads(self.config.threads):
-            return self._fit()
+        try:
+            with torch_threads(self.config.threads):
+                return self._fit()
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give the run folder's lock back (``fit`` does when it returns or raises)."""
+        if self.folder is not None:
+            self.folder.unlock()
 
     def _fit(self) -> dict[str, Any]:
         self.provenance = provenance(self.device)
