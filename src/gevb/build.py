@@ -111,9 +111,11 @@ def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None
     """The parts of the run saved in a run folder or checkpoint file, with its model and rule at the
     checkpoint's epoch (the optimizer is fresh). ``device``, ``data_dir``, ``download`` replace the run's own."""
     path = Path(path)
+    checkpoint_path = path
     if path.is_dir():
-        RunFolder(path).lock_file.check_free()  # never read a run while it trains
-    checkpoint_path = RunFolder(path).checkpoint_path if path.is_dir() else path
+        folder = RunFolder(path)
+        folder.lock_file.check_free()  # never read a run while it trains
+        checkpoint_path = folder.checkpoint_path
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_mapping(checkpoint["config"], str(checkpoint_path))
     config = config.replace(device=device, data_dir=data_dir or config.data_dir, download=download)

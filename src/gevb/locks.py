@@ -74,6 +74,9 @@ class FolderLock:
             "choose another folder"
         )
 
+    def __del__(self) -> None:  # a raw descriptor is not closed by garbage collection on its own
+        self.release()
+
     def release(self, remove: bool = False) -> None:
         """Give the lock back (``remove``: delete its file first, while still holding it)."""
         if self.descriptor is None:

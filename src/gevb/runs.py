@@ -4,7 +4,7 @@ A run folder: ``config.yaml`` (resolved config), ``architecture.yaml`` (the netw
 ``gevb.models.specs`` reads it), ``metrics.jsonl`` (one line per evaluation; the
 same records flat in ``metrics.csv``),
 ``checkpoint.pt`` (written every epoch) and ``result.json`` (written once the run has finished); ``.gevb.lock``
-is held by the one process that trains in it or reads it (``gevb.locks``).
+is held by the one process that trains in it; readers only check that no one holds it (``gevb.locks``).
 
 A folder holding one run is never overwritten by another: starting a run there needs ``resume``
 and the same run-defining settings (``IDENTITY_FIELDS``). ``Run`` is a folder read back whole;
