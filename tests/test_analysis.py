@@ -85,7 +85,7 @@ def test_tracking_alignment_records_angles_and_does_not_change_training(tmp_path
 
 
 def test_width_scaling_follows_the_theory_on_small_widths():
-    """method.md §6 on digits, widths 64..512, two seeds: first layer ~ width^-1/2, last ~55.6 deg, mixed/DFA ~90."""
+    """method.md §6 on digits, widths 64..512, two seeds: first layer ~ width^-1/2, last ~55.65 deg, mixed/DFA ~90."""
     result = width_scaling("fc-vec", (64, 128, 256, 512), seeds=2, device="cpu")
     summary = result["summary"]
     assert -0.65 <= summary["first_hidden_slope"] <= -0.35
@@ -197,5 +197,5 @@ def test_run_figure_has_error_and_alignment_panels(tmp_path):
 
     figure = plots.run_figure(collect_runs(tmp_path)[0])
     titles = [ax.get_title() for ax in figure.get_axes()]
-    assert titles == ["error", "signal angle to BP (hidden layers)", "update angle to BP gradient"]
-    assert [len(ax.get_lines()) for ax in figure.get_axes()] == [2, 3, 4]  # 2 curves; layers + the 90 deg line
+    assert titles == ["error", "loss", "signal angle to BP (hidden layers)", "update angle to BP gradient"]
+    assert [len(ax.get_lines()) for ax in figure.get_axes()] == [2, 2, 3, 4]  # test, train; layers + the 90 deg line

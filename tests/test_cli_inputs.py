@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gevb.cli import build_parser, main
-from gevb.cli.common import InputPath, IntList, Number, device_name, name_list, path_text
+from gevb.cli.common import InputPath, IntList, Number, device_name, figure_file, name_list, path_text
 from gevb.cli.experiments import shard_part
 from gevb.config import RANGES, SEED_COUNT, Interval
 
@@ -81,9 +81,11 @@ BAD_VALUES = {  # the kinds of value an option takes (its argparse type), each w
     IntList: int_list_values,
     InputPath: file_values,
     name_list: lambda parse: ["", ",", "a,", ",a", "a,,b", "a,a"],
-    # Exempt but for the empty path (which would mean the current folder): a path the command writes (--out,
-    # --plot) or a folder it searches or downloads into (--data-dir), where any other path may be right.
+    # Exempt but for the empty path (which would mean the current folder): a path the command writes (--out)
+    # or a folder it searches or downloads into (--data-dir), where any other path may be right; a figure (--plot)
+    # also needs an extension that names its format.
     path_text: lambda parse: [""],
+    figure_file: lambda parse: ["", "figure.txt", "figure"],  # a figure's format follows its extension
     device_name: lambda parse: ["", "tpu", "cuda:x", "cuda:128", "cpu:0", "cuda:0:1"],
     shard_part: lambda parse: ["", "1", "0/3", "4/3", "1/0", "-1/2", "a/b", "1/2/3", f"1/{10**30}x"],
 }

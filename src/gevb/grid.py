@@ -5,19 +5,16 @@ rule, BP}, where the broadcast rule is GEVB in a vectorized network and DFA in a
 ``--rules`` adds any other registered rule (feedback alignment, ...) beside them, in every network it is
 defined for. ``grid_runs`` lists them in a fixed order (seed, then model, sign, rule), ``shard`` takes a
 deterministic slice of that list, and ``run_grid`` trains each run in ``OUT/<run name>``, skipping
-finished runs and resuming unfinished ones, so the command can be killed and restarted at any time.
+finished runs and resuming unfinished ones, so the command can be killed and restarted at any time. SIGINT
+and SIGTERM stop the whole grid, its job processes included: no run starts after the signal, and the runs in
+training stop at their next step with their last checkpoint (``gevb.jobs``).
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,8 @@ from gevb.build import resolve_device
 from gevb.config import TrainConfig
 from gevb.data import Dataset, load_dataset
 from gevb.init import SIGNS
-from gevb.memory import keep_freed_memory, keeps_freed_memory
+from gevb.jobs import JOB_STOP, StopSignals, run_jobs
+from gevb.locks import FolderLock
 from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.rules import RULES
@@ -138,6 +136,21 @@ def run_status(out: Path, run: GridRun) -> str:
     return "partial" if folder.checkpoint_path.exists() else "new"
 
 
+def check_out(out: Path) -> None:
+    """Raise ValueError when ``out``, or the nearest of its parents that exists, is not a folder."""
+    existing = next((path for path in (out, *out.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == out else f"{out}: "
+        raise ValueError(f"--out {where}{existing} is a file; choose a folder for the run folders")
+
+
+def check_free(out: Path, runs: Sequence[GridRun]) -> None:
+    """Raise ``FolderBusy`` (a ValueError) naming the process that holds a run's folder (a ``gevb train`` or
+    another grid training in it), before this grid trains anything."""
+    for run in runs:
+        FolderLock(out / run.name).check_free()
+
+
 def cpu_cores() -> int:
     """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where that is unknown)."""
     try:
@@ -172,45 +185,20 @@ def job_data(name: str, data_dir: str | None, download: bool, device: str) -> Da
 
 
 def train_job(config: TrainConfig, path: Path) -> dict[str, Any]:
-    """One run in a job process (``train_run`` on the process's copy of the data set)."""
-    device = str(resolve_device(config.device))
-    return train_run(config, path, data=job_data(config.dataset, config.data_dir, bool(config.download), device))
+    """One run in a job process (``train_run`` on the process's copy of the data set) that stops at its next
+    step when the grid stops (``gevb.jobs.JobStop``); once it has, no run starts."""
+    with JOB_STOP.task():
+        device = str(resolve_device(config.device))
+        data = job_data(config.dataset, config.data_dir, bool(config.download), device)
+        return train_run(config, path, data=data, hooks=[JOB_STOP])
 
 
-def train_run(config: TrainConfig, path: Path, progress: bool = False, data=None) -> dict[str, Any]:
+def train_run(config: TrainConfig, path: Path, progress: bool = False, data=None, hooks=()) -> dict[str, Any]:
     """Train (or resume) one run in ``path``; a non-finite stop is a result ``{"error", "config"}``."""
     try:
-        return Trainer(config, path, resume=True, progress=progress, data=data).fit()
+        return Trainer(config, path, resume=True, progress=progress, data=data, hooks=hooks).fit()
     except NonFiniteError as error:  # one diverging run does not stop the grid
         return {"error": str(error), "config": config.to_dict()}
-
-
-def job_context() -> multiprocessing.context.BaseContext:
-    """Where job processes come from: a fork server that has imported gevb (and torch) once but run no
-    torch kernel, so jobs start in milliseconds without inheriting a thread pool; ``spawn`` elsewhere."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["gevb.grid"])
-    return context
-
-
-def start_job(parent: int, keep_memory: bool) -> None:
-    """In a job process: the grid process's allocator policy (``keep_memory``: ``gevb.memory``; a fork
-    server's processes do not inherit it), and an end when the grid's process has gone (killed), so that
-    no orphan keeps writing a run folder a restarted grid is about to resume."""
-    if keep_memory:
-        keep_freed_memory()
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(parent, 0)  # signal 0: only asks whether the process exists
-            except ProcessLookupError:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_grid(
@@ -224,7 +212,9 @@ def run_grid(
 
     A run that stops at a non-finite loss or weight gets ``{"error": message, "config": ...}`` and
     the grid goes on. Every folder is checked before any training starts, so a folder holding a
-    different run stops the command before it spends time. ``jobs``: how many runs train at once, each
+    different run, or one in use by another process (``FolderBusy``), stops the command before it spends
+    time. SIGINT or SIGTERM stops every run, each at its last checkpoint (the same call resumes it), and
+    raises ``gevb.jobs.Interrupted`` once no job process is left. ``jobs``: how many runs train at once, each
     in its own process (None: ``auto_jobs``); with one, this process trains them in turn, reading the
     data set once. Each run's CPU threads come from ``grid_config``, whatever ``jobs`` is (this process's
     torch thread count is restored afterwards). Results come back in ``runs``' order either way.
@@ -232,6 +222,8 @@ def run_grid(
     if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out)
+    check_out(out)
+    check_free(out, runs)
     configs = [grid_config(run.config, len(runs)) for run in runs]
     statuses = [run_status(out, run) for run in runs]
     todo = [i for i, status in enumerate(statuses) if status != "done"]
@@ -248,9 +240,10 @@ def run_grid(
         i: RunFolder(out / run.name).read_result() for i, run in enumerate(runs) if statuses[i] == "done"
     }
 
-    def report(number: int, i: int, result: dict[str, Any]) -> None:
+    def report(i: int, result: dict[str, Any]) -> None:
         results[i] = result
-        counter = f"[{number}/{len(todo)}] {runs[i].name}"
+        trained = len(results) - (len(runs) - len(todo))
+        counter = f"[{trained}/{len(todo)}] {runs[i].name}"
         if "error" in result:
             log(f"{counter}: {result['error']}")
         else:
@@ -259,26 +252,15 @@ def run_grid(
                 f"{result['epochs']} epochs, {result['seconds']:.1f} s"
             )
 
-    if jobs == 1:  # each run's Trainer gives the caller's torch thread count back when it returns
-        data = None
-        for number, i in enumerate(todo, 1):
-            config = configs[i]
-            if data is None:
-                device = resolve_device(config.device)
-                data = load_dataset(config.dataset, config.data_dir, config.download, device)
-            report(number, i, train_run(config, out / runs[i].name, progress, data))
-    else:
-        context = job_context()
-        with ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=start_job, initargs=(os.getpid(), keeps_freed_memory())
-        ) as pool:
-            futures = {pool.submit(train_job, configs[i], out / runs[i].name): i for i in todo}
-            try:
-                for number, future in enumerate(as_completed(futures), 1):
-                    report(number, futures[future], future.result())
-            except BrokenProcessPool:
-                raise OSError(
-                    "a job process ended abruptly (killed, or out of memory); finished runs are kept: run the "
-                    "same command again to resume, with fewer --jobs if memory ran out"
-                ) from None
+    with StopSignals(raising=jobs == 1) as signals:
+        if jobs == 1:  # each run's Trainer gives the caller's torch thread count back when it returns
+            data = None
+            for i in todo:
+                config = configs[i]
+                if data is None:
+                    device = resolve_device(config.device)
+                    data = load_dataset(config.dataset, config.data_dir, config.download, device)
+                report(i, train_run(config, out / runs[i].name, progress, data))
+        else:
+            run_jobs(train_job, jobs, {i: (configs[i], out / runs[i].name) for i in todo}, report, signals)
     return [results[i] for i in range(len(runs))]

@@ -23,6 +23,11 @@ def dataset_title(name: str) -> str:
     return DATASET_TITLES.get(name) or Path(name).stem
 
 
+def model_title(name: str) -> str:
+    """How figures name a model: ``fc-vec`` for a registered one, ``my-net.yaml`` for ``/nets/my-net.yaml``."""
+    return name if name in ARCHITECTURES else Path(name).name
+
+
 def broadcast_rule(model: str) -> str:
     """The paper's error-broadcasting rule for ``model``: GEVB in a vectorized network, else DFA."""
     return "gevb" if is_vectorized(model) else "dfa"

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from gevb.models import ARCHITECTURES
-from gevb.paper import COLUMNS, GRID_MODELS, ROW_TITLES, column_rule, dataset_title, table_columns
+from gevb.paper import COLUMNS, GRID_MODELS, ROW_TITLES, column_rule, dataset_title, model_title, table_columns
 from gevb.rules import RULES
 from gevb.runs import Run
 
@@ -23,6 +23,26 @@ def fitted_title(figure: Figure, text: str) -> None:
     """``figure.suptitle(text)``, wrapped to the figure's width (about 11 characters per inch at the
     default size) so that a narrow figure does not cut it."""
     figure.suptitle(textwrap.fill(text, width=max(24, int(figure.get_figwidth() * 11))))
+
+
+def side_legend(ax, **kwargs) -> None:
+    """``ax``'s legend beside it on the right, where it covers no curve (constrained layout makes room)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=7, **kwargs)
+
+
+def epoch_axis(ax) -> None:
+    """An x axis of epochs: whole numbers only, also for a run of two epochs."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def panel_grid(figure: Figure, count: int, columns: int, **kwargs) -> list:
+    """``count`` axes in rows of ``columns``, read row by row; the unused cells of the last row removed."""
+    rows = math.ceil(count / columns)
+    axes = list(figure.subplots(rows, columns, squeeze=False, **kwargs).flat)
+    for ax in axes[count:]:
+        figure.delaxes(ax)
+    return axes[:count]
 
 
 def angle_axis(ax, angles: Sequence[float]) -> None:
@@ -55,30 +75,33 @@ def seed_curves(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, 
 
 
 def learning_curves_figure(runs: Sequence[Run]) -> Figure:
-    """Test (solid) and train (dashed) error vs epoch, mean ± std over seeds; one panel per architecture
-    present, rows vectorized / conventional, one color per (rule, sign)."""
+    """Test (solid) and train (dashed) error vs epoch, mean ± std over seeds; rows vectorized / conventional,
+    columns architecture families, a panel only where an architecture has runs, one color per (rule, sign)."""
     models = [name for name in GRID_MODELS if name in {run.config.model for run in runs}]
     families = list(dict.fromkeys(ARCHITECTURES[name].family for name in models))
     kinds = {ARCHITECTURES[name].vectorized for name in models}
     rows = [vectorized for vectorized in (True, False) if vectorized in kinds]
-    figure = Figure(figsize=(4.2 * len(families), 3.4 * len(rows)), layout="constrained")
-    axes = figure.subplots(len(rows), len(families), squeeze=False, sharex=True)
+    figure = Figure(figsize=(6.0 * len(families), 3.4 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), len(families), squeeze=False)
     columns = table_columns(run.config.rule for run in runs)
     for row, vectorized in enumerate(rows):
         for column, family in enumerate(families):
             model = next(
                 name for name, arch in ARCHITECTURES.items() if arch.family == family and arch.vectorized == vectorized
             )
-            draw_panel(axes[row][column], model, [run for run in runs if run.config.model == model], columns)
+            ax = axes[row][column]
+            if not draw_panel(ax, model, [run for run in runs if run.config.model == model], columns):
+                figure.delaxes(ax)
     dataset = runs[0].config.dataset if runs else ""
     fitted_title(figure, f"{dataset_title(dataset)}: error during training (mean ± std over seeds)")
     return figure
 
 
-def draw_panel(ax, model: str, runs: Sequence[Run], columns: Sequence[tuple[str, str]] = COLUMNS) -> None:
-    """One architecture: a test and a train curve per (rule, sign) of ``columns`` present in ``runs``."""
+def draw_panel(ax, model: str, runs: Sequence[Run], columns: Sequence[tuple[str, str]] = COLUMNS) -> bool:
+    """One architecture: a test and a train curve per (rule, sign) of ``columns`` present in ``runs``;
+    whether there was any to draw."""
     ax.set_title(ROW_TITLES[model])
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel("error (%)")
     ax.grid(alpha=0.3)
     handles = []
@@ -94,13 +117,13 @@ def draw_panel(ax, model: str, runs: Sequence[Run], columns: Sequence[tuple[str,
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
         handles.append(Line2D([], [], color=color, label=f"{RULES[rule].title} {sign} (n={len(series)})"))
     if not handles:
-        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-        return
+        return False
     handles += [Line2D([], [], color="k", label="test"), Line2D([], [], color="k", linestyle="--", label="train")]
     ax.set_yscale("symlog", linthresh=1, linscale=0.5)  # linear below 1%, logarithmic above: 2% and 3%
     ax.set_ylim(bottom=0)  # stay apart beside a diverged 90%
     ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.legend(handles=handles, fontsize=7, loc="upper right")
+    side_legend(ax, handles=handles)
+    return True
 
 
 NETWORK_TITLES = {
@@ -115,8 +138,9 @@ def width_scaling_figure(result: dict) -> Figure:
     """Log-log angle to BP against width, one panel per network of ``gevb.analysis.width``, one line per
     hidden layer (mean ± std over seeds) with its fitted slope in the legend."""
     keys = list(result["networks"])
-    figure = Figure(figsize=(4.0 * len(keys), 3.6), layout="constrained")
-    axes = figure.subplots(1, len(keys), squeeze=False, sharey=True)[0]
+    columns = min(2, len(keys))
+    figure = Figure(figsize=(6.4 * columns, 3.4 * math.ceil(len(keys) / columns)), layout="constrained")
+    axes = panel_grid(figure, len(keys), columns, sharey=True)
     widths = np.array(result["widths"])
     for ax, key in zip(axes, keys, strict=True):
         net = result["networks"][key]
@@ -125,15 +149,17 @@ def width_scaling_figure(result: dict) -> Figure:
             ax.errorbar(widths, mean[:, i], yerr=std[:, i], marker="o", markersize=3, capsize=2,
                         label=f"hidden {i + 1}, {layer} (slope {net['slope'][i]:+.2f})")  # fmt: skip
         ax.axhline(90, color="grey", linewidth=0.8, linestyle=":", label="90 deg (no alignment)")
-        ax.axhline(LAST_HIDDEN_DEG, color="grey", linewidth=0.8, linestyle="--", label="55.7 deg, last hidden (theory)")
+        theory = f"{LAST_HIDDEN_DEG:.2f} deg, last hidden (theory)"  # 55.65, as docs/method.md §6 gives it
+        ax.axhline(LAST_HIDDEN_DEG, color="grey", linewidth=0.8, linestyle="--", label=theory)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_yscale("log")
         ax.set_title(NETWORK_TITLES.get(key, key))
         ax.set_xlabel("hidden width (units or channels)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("angle to BP update (degrees)")
+        side_legend(ax)
+    for ax in axes[::columns]:
+        ax.set_ylabel("angle to BP update (degrees)")
     fitted_title(
         figure,
         f"{result['model']} at initialization, {result['dataset']}, batch {result['batch_size']}, "
@@ -160,31 +186,40 @@ def cluster_figure(result: dict, labels: np.ndarray, title: str) -> Figure:
     return figure
 
 
+CURVES = (("test", "-", "test"), ("train", "--", "train"), ("val", ":", "validation"))  # split, style, label
+
+
 def run_figure(run: Run) -> Figure:
-    """One run: error against epoch, and, when it tracked alignment, each layer's signal and update angle."""
+    """One run: error and loss against epoch (test, train and, with a validation split, validation), and,
+    when it tracked alignment, each layer's signal and update angle."""
     aligned = [record for record in run.metrics if "alignment" in record]
-    figure = Figure(figsize=(13 if aligned else 5, 3.8), layout="constrained")
-    axes = figure.subplots(1, 3 if aligned else 1, squeeze=False)[0]
+    measures = ["error", *(["loss"] if any("train_loss" in r for r in run.metrics) else [])]
+    angles = (("signal_deg", "signal angle to BP (hidden layers)"), ("update_deg", "update angle to BP gradient"))
+    count = len(measures) + (len(angles) if aligned else 0)
+    columns = min(2, count)
+    figure = Figure(figsize=(5.6 * columns, 3.4 * math.ceil(count / columns)), layout="constrained")
+    axes = panel_grid(figure, count, columns)
     epochs = [record["epoch"] for record in run.metrics]
-    for key, style in (("test_error", "-"), ("train_error", "--")):
-        axes[0].plot(epochs, [r[key] for r in run.metrics], style, marker="o", markersize=3, color="k",
-                     label=key.split("_")[0])  # fmt: skip
-    axes[0].set_title("error")
-    axes[0].set_ylabel("error (%)")
-    axes[0].set_ylim(bottom=0)
-    panels = (("signal_deg", "signal angle to BP (hidden layers)"), ("update_deg", "update angle to BP gradient"))
-    for ax, (key, title) in zip(axes[1:], panels if aligned else (), strict=True):
+    for ax, name in zip(axes, measures, strict=False):
+        for split, style, label in CURVES:
+            key = f"{split}_{name}"
+            if any(key in r for r in run.metrics):
+                values = [np.nan if r.get(key) is None else r[key] for r in run.metrics]
+                ax.plot(epochs, values, style, marker="o", markersize=3, color="k", label=label)
+        ax.set_title(name)
+        ax.set_ylabel("error (%)" if name == "error" else "cross-entropy loss")
+        ax.set_ylim(bottom=0)
+    for ax, (key, title) in zip(axes[len(measures) :], angles if aligned else (), strict=True):
         for layer in aligned[0]["alignment"][key]:
-            angles = [np.nan if r["alignment"][key][layer] is None else r["alignment"][key][layer] for r in aligned]
-            ax.plot([r["epoch"] for r in aligned], angles, marker="o", markersize=3, label=layer)
+            values = [np.nan if r["alignment"][key][layer] is None else r["alignment"][key][layer] for r in aligned]
+            ax.plot([r["epoch"] for r in aligned], values, marker="o", markersize=3, label=layer)
         angle_axis(ax, [a for r in aligned for a in r["alignment"][key].values()])
         ax.set_title(title)
         ax.set_ylabel("degrees")
     for ax in axes:
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        side_legend(ax)
     c = run.config
-    dataset = dataset_title(c.dataset)
-    fitted_title(figure, f"{c.model} / {c.rule} / {c.sign} on {dataset}, seed {c.seed}")
+    fitted_title(figure, f"{model_title(c.model)} / {c.rule} / {c.sign} on {dataset_title(c.dataset)}, seed {c.seed}")
     return figure

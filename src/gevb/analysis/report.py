@@ -2,7 +2,8 @@
 
 Table layout (docs/method.md §7): rows FC-Vec, FC, Conv-Vec, Conv, LC-Vec, LC; columns rule nonneg | BP
 nonneg | rule mixed | BP mixed, where *rule* is GEVB in the vectorized rows and DFA in the others; every
-other rule that ran (``gevb reproduce --rules``) gets its own column per sign, before BP's.
+other rule that ran (``gevb reproduce --rules``) gets its own column per sign, before BP's. Only the rows
+and columns that hold a run appear (a grid filtered by ``--models``, ``--rules`` or ``--signs`` has no empty ones).
 A cell is "test ± std (train)": the mean test error % over seeds, its sample standard deviation
 (ddof = 1; left out for one seed) and the mean train error %, each run counted at its last
 evaluation. Only runs of one configuration pool: each data set gets one table per set of settings
@@ -157,14 +158,14 @@ def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) ->
     seeds = max((len(cell.test) for cell in cells.values()), default=0)
     published = {key[1:]: value for key, value in published_results().items() if key[0] == dataset}
     compare = settings == PAPER
-    columns = table_columns(row["rule"] for row in mine)
+    models, columns = table_layout(mine)
     header = [dataset_title(dataset)]
     for kind, sign in columns:
         header.append(f"{column_title(kind)} {sign}")
         if published:
             header.append("paper (Δ)" if compare else "paper")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for model in GRID_MODELS:
+    for model in models:
         line = [ROW_TITLES[model]]
         for kind, sign in columns:
             cell = cells.get((model, kind, sign))
@@ -191,6 +192,20 @@ def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) ->
     elif published:
         caption += " paper: the published mean of 5 runs, not comparable with these settings (no Δ)."
     return caption + "\n\n" + "\n".join(lines) + "\n"
+
+
+def table_layout(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The table's rows (models, in ``GRID_MODELS`` order) and (kind, sign) columns that hold at least one of
+    ``rows`` (finished or not), so that a filtered grid (``gevb reproduce --models fc``) has no empty row or column."""
+    cells = {
+        (row["model"], column_kind(row["model"], row["rule"]), row["sign"])
+        for row in rows
+        if row["model"] in GRID_MODELS and row["rule"] in RULES
+    }
+    models = [model for model in GRID_MODELS if any(cell[0] == model for cell in cells)]
+    ran = table_columns(row["rule"] for row in rows)
+    columns = [column for column in ran if any(cell[1:] == column for cell in cells)]
+    return models, columns
 
 
 def paper_text(published: tuple[float, float | None] | None, cell: Cell | None) -> str:

@@ -6,13 +6,14 @@ other programs call it, leaves the process's allocator as it is.
 
 User errors (bad values, missing or corrupt files, a run folder holding another run) exit with
 status 2 and one line on stderr (``GEVB_TRACEBACK=1`` shows the traceback instead); a run stopped
-by a non-finite loss or weight exits with status 3.
+by a non-finite loss or weight exits with status 3; Ctrl-C exits with 130 (SIGTERM to a grid: 143).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -79,10 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"gevb {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C; a grid's SIGTERM too (``gevb.jobs.Interrupted``)
         advice = CONTINUE.get(args.command, "files are written atomically, so none is left half-written")
         print(f"gevb {args.command}: interrupted; {advice}", file=sys.stderr)
-        return 130
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
 def run() -> None:

@@ -16,8 +16,9 @@ from gevb.cli.common import (
     IntList,
     Number,
     add_data_flags,
+    check_figure,
     emitters,
-    path_text,
+    figure_file,
     save_figure,
 )
 from gevb.config import COUNT, SEED, SEED_COUNT, WIDTH, Interval, TrainConfig
@@ -25,13 +26,16 @@ from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import architecture_names, build_model
 from gevb.models.summary import summary_rows, summary_text
-from gevb.paper import broadcast_rule, dataset_title
+from gevb.paper import broadcast_rule, dataset_title, model_title
 from gevb.rules import RULES
 from gevb.runs import Run, RunFolder
 
 
 def command_width_scaling(args: argparse.Namespace) -> int:
     log, _ = emitters(args.json, args.quiet)
+    plot = args.plot.replace("{model}", args.model)  # not str.format: other braces are part of the name
+    if plot != "-":
+        check_figure(plot)
     result = width_scaling(
         args.model, args.widths, args.seeds, args.dataset, args.batch_size, args.device, args.data_dir, args.download,
         log=log,
@@ -39,10 +43,10 @@ def command_width_scaling(args: argparse.Namespace) -> int:
     if not args.json:
         print(width_table(result))
         print("summary: " + ", ".join(f"{key} {value:.3g}" for key, value in result["summary"].items()))
-    if args.plot != "-":
+    if plot != "-":
         from gevb.analysis.plots import width_scaling_figure
 
-        save_figure(lambda: width_scaling_figure(result), args.plot.format(model=args.model))
+        save_figure(lambda: width_scaling_figure(result), plot)
     if args.json:
         print(json_text(result))
     return 0
@@ -90,6 +94,10 @@ def command_summary(args: argparse.Namespace) -> int:
 
 
 def command_cluster_quality(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    plot = args.plot or str(run_dir / "cluster-quality.png")
+    if plot != "-":
+        check_figure(plot)
     parts = load_run(args.run, args.device, args.data_dir, args.download)
     c, data = parts.config, parts.data
     initial = build_model(c.model, data.input_shape, data.num_classes, c.sign, c.widths, c.seed, device=parts.device)
@@ -101,13 +109,11 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
         "epoch": parts.epoch, "split": args.split, "examples": len(x), "initial_ratio": result["initial"]["ratio"],
         "trained_ratio": result["trained"]["ratio"], "improvement": result["improvement"],
     }  # fmt: skip
-    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
-    plot = args.plot or str(run_dir / "cluster-quality.png")
     if plot != "-":
         from gevb.analysis.plots import cluster_figure
 
-        dataset = dataset_title(c.dataset)
-        title = f"{c.model} / {c.rule} / {c.sign} on {dataset}, epoch {parts.epoch}: last conv block features"
+        what = f"{model_title(c.model)} / {c.rule} / {c.sign} on {dataset_title(c.dataset)}, epoch {parts.epoch}"
+        title = f"{what}: last conv block features"
         save_figure(lambda: cluster_figure(result, y.cpu().numpy(), title), plot)
     if args.json:
         print(json_text(summary))
@@ -167,8 +173,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     width.add_argument("--batch-size", type=Number(COUNT), default=128, help="examples in the batch (default: 128)")
     add_data_flags(width)
     width.add_argument(
-        "--plot", type=path_text, metavar="FILE", default="width-scaling-{model}.png",
-        help="log-log figure to write, - for none (default: width-scaling-{model}.png)",
+        "--plot", type=figure_file, metavar="FILE", default="width-scaling-{model}.png",
+        help="log-log figure to write (.png, .pdf or .svg), - for none (default: width-scaling-{model}.png)",
     )  # fmt: skip
     width.add_argument("--json", action="store_true", help="end with the full data as one JSON line (default: off)")
     width.add_argument("--quiet", action="store_true", help="no per-width lines (default: off)")
@@ -232,9 +238,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     clusters.add_argument("--split", default="test", choices=("test", "train"), help="(default: test)")
     clusters.add_argument(
         "--plot",
-        type=path_text,
+        type=figure_file,
         metavar="FILE",
-        help="figure to write, - for none (default: RUN_DIR/cluster-quality.png)",
+        help="figure to write (.png, .pdf or .svg), - for none (default: RUN_DIR/cluster-quality.png)",
     )
     add_data_flags(clusters, "as trained")
     clusters.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
@@ -243,9 +249,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     plot = commands.add_parser(
         "plot",
         help="learning and alignment curves of one run",
-        description="Draw a run's error against epoch and, if it was trained with --track-alignment, every "
-        "layer's signal and update angle to BP (needs the plots extra).",
+        description="Draw a run's error and loss against epoch (train, test and, with --val-fraction, "
+        "validation) and, if it was trained with --track-alignment, every layer's signal and update angle to BP "
+        "(needs the plots extra).",
     )
     plot.add_argument("run", type=InputPath(), metavar="RUN_DIR")
-    plot.add_argument("--plot", type=path_text, metavar="FILE", help="figure to write (default: RUN_DIR/curves.png)")
+    plot.add_argument(
+        "--plot", type=figure_file, metavar="FILE",
+        help="figure to write (.png, .pdf or .svg; default: RUN_DIR/curves.png)",
+    )  # fmt: skip
     plot.set_defaults(handler=command_plot)

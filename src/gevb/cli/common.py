@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -136,13 +137,52 @@ def emitters(as_json: bool, quiet: bool) -> tuple[Callable[[str], None], Callabl
     return log, print
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")  # what --plot writes, chosen by the file's extension
+
+
+def figure_format(path: str) -> str:
+    """The format of the figure file ``path``, from its extension, or a ValueError naming the allowed ones."""
+    kind = Path(path).suffix.lower().removeprefix(".")
+    if kind not in FIGURE_FORMATS:
+        allowed = ", ".join(f".{name}" for name in FIGURE_FORMATS[:-1]) + f" or .{FIGURE_FORMATS[-1]}"
+        raise ValueError(f"a figure file must end in {allowed} (its format), got {shown(path)}")
+    return kind
+
+
+def figure_file(text: str) -> str:
+    """An argparse ``type``: a figure to write (``figure_format``), or - for none."""
+    if text == "-":
+        return text
+    try:
+        figure_format(path_text(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def check_figure(path: str) -> str:
+    """The format of ``path`` (``figure_format``), once its folder is known to exist: checked before any work."""
+    kind = figure_format(path)
+    folder = Path(path).parent
+    if not folder.is_dir():
+        missing = f"cannot write figure {path}: folder {folder} does not exist"
+        raise ValueError(f"{missing}; create it or choose another --plot")
+    return kind
+
+
 def save_figure(make: Callable[[], Any], path: str) -> None:
-    """Draw and save a figure to ``path`` atomically, or say how to get matplotlib."""
+    """Draw and save a figure to ``path`` atomically, in the format of its extension (``check_figure``), or
+    say how to get matplotlib. Every command's --plot is written here."""
+    kind = check_figure(path)
     if importlib.util.find_spec("matplotlib") is None:
         print(f"note: no figure written ({path}): pip install 'gevb[plots]'", file=sys.stderr)
         return
-    with atomic_file(path) as file:
-        make().savefig(file, format="png", dpi=120)
+    figure = make()
+    try:
+        with atomic_file(path) as file:
+            figure.savefig(file, format=kind, dpi=120)
+    except OSError as error:  # e.g. no permission: name the figure, not the temporary file beside it
+        raise ValueError(f"cannot write figure {path}: {error.strerror or error}; choose another --plot") from None
     print(f"wrote {path}", file=sys.stderr)
 
 
