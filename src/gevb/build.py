@@ -17,6 +17,7 @@ import torch
 from gevb.checkpoint import load_checkpoint, load_module_state
 from gevb.config import TrainConfig, config_from_mapping
 from gevb.data import Dataset, load_dataset, with_validation
+from gevb.data.fingerprint import check_same_data
 from gevb.models import ArchitectureSpec, Network, build_model
 from gevb.rules import RULES, Rule, make_rule
 from gevb.runs import RunFolder
@@ -119,7 +120,10 @@ def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_mapping(checkpoint["config"], str(checkpoint_path))
     config = config.replace(device=device, data_dir=data_dir or config.data_dir, download=download)
-    parts = build_run(config, architecture=saved_architecture(checkpoint, checkpoint_path))
+    data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
+    fix = "restore the data it was trained on (or pass --data-dir with it)"
+    check_same_data(checkpoint.get("data"), data.record(), checkpoint_path.parent, fix)
+    parts = build_run(config, data, architecture=saved_architecture(checkpoint, checkpoint_path))
     load_module_state(parts.model, checkpoint["model"], f"model {config.model!r}", checkpoint_path)
     load_module_state(parts.rule, checkpoint["rule"], f"rule {config.rule!r}", checkpoint_path)
     parts.epoch = checkpoint["epoch"]

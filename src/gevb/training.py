@@ -24,6 +24,7 @@ from gevb.build import build_run, resolve_device, saved_architecture
 from gevb.checkpoint import capture_rng, load_module_state, restore_rng
 from gevb.config import TrainConfig
 from gevb.data import Dataset
+from gevb.data.fingerprint import check_same_data
 from gevb.distributed import ProcessGroup, average_over_processes, join_process_group, local_part, process_device
 from gevb.evaluation import evaluate_splits
 from gevb.hooks import Hook, standard_hooks
@@ -118,7 +119,9 @@ class Trainer:
             raise
 
     def restore(self, checkpoint: dict[str, Any], source: Path) -> None:
-        """Load a checkpoint written from ``state`` (same run-defining config)."""
+        """Load a checkpoint written from ``state`` (same run-defining config), on the same data."""
+        fix = "restore the data it was trained on, or start a new run in another --out"
+        check_same_data(checkpoint.get("data"), self.data.record(), source.parent, fix)
         load_module_state(self.model, checkpoint["model"], f"model {self.config.model!r}", source)
         load_module_state(self.rule, checkpoint["rule"], f"rule {self.config.rule!r}", source)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -135,6 +138,7 @@ class Trainer:
         return {
             "config": self.config.to_dict(),
             "architecture": self.model.spec.to_dict(),
+            "data": self.data.record(),
             "epoch": self.epoch,
             "seconds": self.seconds,
             "stopped_early": self.stopped_early,
@@ -348,6 +352,7 @@ class Trainer:
             "processes": 1 if self.group is None else self.group.world,
             "out": str(self.folder.path) if self.folder else None,
             "config": self.config.to_dict(),
+            "data": self.data.record(),  # the name, source and SHA-256 of the data it trained on
             "provenance": self.provenance,  # versions, commit and device of the process that finished the run
         }
 

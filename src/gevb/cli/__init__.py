@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -58,8 +59,14 @@ def out_of_memory(error: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gevb`` command line; return the exit status."""
     args = build_parser().parse_args(argv)
+
+    def one_line(message: Warning | str, *ignored: object, **named: object) -> None:
+        print(f"gevb {args.command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
     try:
-        status = args.handler(args)
+        with warnings.catch_warnings():  # a warning is one line too; the caller's handler comes back after
+            warnings.showwarning = one_line
+            status = args.handler(args)
         leave_process_group()
         return status
     except BrokenPipeError:  # output piped into e.g. `head`, which has closed it: not an error

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ import torch
 from gevb.data.digits import digits_splits
 from gevb.data.download import download_dataset
 from gevb.data.errors import DataError
+from gevb.data.fingerprint import arrays_sha256, combined_sha256, file_sha256
+from gevb.data.labels import class_count
 from gevb.data.readers import FIX, NPZ_ARRAYS, read_cifar_batch, read_idx_images, read_idx_labels, read_npz
 from gevb.data.sources import CIFAR_FILES, locate
 
@@ -57,10 +59,21 @@ class Dataset:
     input_shape: tuple[int, int, int]  # (C, H, W)
     source: str  # the folder read, or "scikit-learn", for logs
     val: Split | None = None  # carved from the training split by ``with_validation``
+    files: dict[str, str] = field(default_factory=dict)  # each file read -> its SHA-256; none for arrays
+    fingerprint: str = ""  # SHA-256 of ``files`` (``combined_sha256``), else of the splits' tensors as given
 
     def __post_init__(self) -> None:
         """Labels are checked here, once per data set, so that no training step has to (a range check on
-        a GPU tensor is a host-device synchronization)."""
+        a GPU tensor is a host-device synchronization); the fingerprint is taken once, before any
+        ``with_validation`` (which keeps it)."""
+        if not self.fingerprint and self.train.y.device.type != "meta":
+            splits = {"train": self.train, "test": self.test}
+            if self.files:
+                fingerprint = combined_sha256(self.files)
+            else:
+                tensors = {f"{key}_{part}": getattr(split, key) for part, split in splits.items() for key in "xy"}
+                fingerprint = arrays_sha256({name: tensor.cpu().numpy() for name, tensor in tensors.items()})
+            object.__setattr__(self, "fingerprint", fingerprint)
         for part, split in (("train", self.train), ("test", self.test), ("val", self.val)):
             if split is None or not len(split):
                 continue
@@ -75,6 +88,10 @@ class Dataset:
                     f"{self.name}: {part} labels lie in [{low}, {high}], outside [0, {self.num_classes}); "
                     "set num_classes to the label count"
                 )
+
+    def record(self) -> dict[str, object]:
+        """What a run records of its data: ``dataset`` (the name), ``source``, ``sha256`` and each file's."""
+        return {"dataset": self.name, "source": self.source, "sha256": self.fingerprint, "files": dict(self.files)}
 
 
 def with_validation(data: Dataset, fraction: float, seed: int) -> Dataset:
@@ -114,6 +131,7 @@ def load_dataset(
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or a path to an .npz file")
     if name == "digits":
         train, test, source = *_digits(), "scikit-learn"
+        files = {}
     else:
         try:
             folder, paths = locate(name, data_dir)
@@ -124,7 +142,9 @@ def load_dataset(
             folder, paths = locate(name, data_dir)
         train, test = _cifar(paths) if name == "cifar10" else _idx(paths)
         source = str(folder)
-    return Dataset(name, _to(train, device), _to(test, device), NUM_CLASSES, INPUT_SHAPES[name], source)
+        files = {str(path): file_sha256(path) for path in paths.values()}
+    train, test = _to(train, device), _to(test, device)
+    return Dataset(name, train, test, NUM_CLASSES, INPUT_SHAPES[name], source, files=files)
 
 
 def scale_bytes(images: np.ndarray) -> torch.Tensor:
@@ -173,12 +193,16 @@ def _cifar(paths: dict[str, Path]) -> tuple[Split, Split]:
 def _npz(name: str, path: Path, device: torch.device | str | None) -> Dataset:
     """Your own data: ``x_train``, ``y_train``, ``x_test``, ``y_test`` (``read_npz``). Images may be (N, D),
     (N, H, W) or (N, C, H, W); uint8 pixels are scaled to [-1, 1] like the built-in sets, floats are
-    used as they are. Labels are integers 0..K-1; K (the vector dimension of a VNN) is the largest + 1."""
+    used as they are. Labels are integers 0..K-1; K (the vector dimension of a VNN) is the archive's
+    ``num_classes`` if it holds one, else the training labels' largest + 1 (``class_count``)."""
     if path.is_dir():
         raise DataError(f"{path} is a folder; pass the path of an .npz file with {', '.join(NPZ_ARRAYS)}")
     if not path.is_file():
         raise DataError(f"no file {path}; pass the path of an .npz file with {', '.join(NPZ_ARRAYS)}")
-    return dataset_from_arrays(name, **read_npz(path), device=device, source=str(path))
+    arrays = read_npz(path)
+    train, test, classes = _checked_splits(str(path), **arrays, device=device)
+    files = {str(path): file_sha256(path)}
+    return Dataset(name, train, test, classes, tuple(train.x.shape[1:]), str(path), files=files)
 
 
 def dataset_from_arrays(
@@ -189,28 +213,48 @@ def dataset_from_arrays(
     y_test: np.ndarray,
     device: torch.device | str | None = None,
     source: str = "arrays",
+    num_classes: int | np.ndarray | None = None,
 ) -> Dataset:
     """A ``Dataset`` of your own arrays, as an ``.npz`` file holds them (see ``load_dataset``); train it
-    with ``Trainer(config.replace(dataset=name), data=...)``. Raises DataError naming ``source``."""
+    with ``Trainer(config.replace(dataset=name), data=...)``. ``num_classes``: K, when some classes have no
+    example (``class_count``). Raises DataError naming ``source``."""
+    train, test, classes = _checked_splits(source, x_train, y_train, x_test, y_test, device, num_classes)
+    return Dataset(name, train, test, classes, tuple(train.x.shape[1:]), source)
+
+
+def _checked_splits(
+    source: str, x_train, y_train, x_test, y_test, device=None, num_classes=None
+) -> tuple[Split, Split, int]:
+    """The train and test splits of arrays (``dataset_from_arrays``) on ``device``, and their class count."""
     arrays = {"train": (x_train, y_train), "test": (x_test, y_test)}
     splits = [_array_split(source, np.asarray(x), np.asarray(y), part) for part, (x, y) in arrays.items()]
     if splits[0].x.shape[1:] != splits[1].x.shape[1:]:
         shapes = f"{tuple(splits[0].x.shape[1:])} and {tuple(splits[1].x.shape[1:])}"
         raise DataError(f"{source}: x_train and x_test images differ in shape, {shapes}")
-    classes = 1 + max(int(split.y.max()) for split in splits)
-    if classes < 2:
-        raise DataError(f"{source}: the labels name only one class; a classifier needs two or more")
+    labels = {part: np.asarray(y) for part, (_, y) in arrays.items()}
+    classes = class_count(source, labels, None if num_classes is None else declared_count(source, num_classes))
     train, test = (_to(split, device) for split in splits)
-    return Dataset(name, train, test, classes, tuple(splits[0].x.shape[1:]), source)
+    return train, test, classes
+
+
+def declared_count(source: str, num_classes: int | np.ndarray) -> int:
+    """The one integer of an ``.npz``'s ``num_classes`` array (or a number given in Python)."""
+    array = np.asarray(num_classes)
+    if array.size != 1 or array.dtype.kind not in "iu":
+        raise DataError(f"{source}: num_classes must be one integer (K), got {array.dtype} of shape {array.shape}")
+    return int(array.reshape(()))
 
 
 def _array_split(path: str, x: np.ndarray, y: np.ndarray, part: str) -> Split:
     if x.ndim not in (2, 3, 4) or len(x) == 0:
         raise DataError(f"{path}: x_{part} has shape {x.shape}; use (N, D), (N, H, W) or (N, C, H, W) with N > 0")
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise DataError(
+            f"{path}: x_{part} holds {x.dtype} pixels; store uint8 (0..255, scaled to [-1, 1]) or floats (used as "
+            "they are), e.g. x.astype(numpy.float32) / 255"
+        )
     if y.shape != (len(x),) or y.dtype.kind not in "iu":
         raise DataError(f"{path}: y_{part} must be {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
-    if int(y.min()) < 0:
-        raise DataError(f"{path}: y_{part} holds a negative label {int(y.min())}; labels are 0..K-1")
     x = x.reshape(len(x), 1, 1, -1) if x.ndim == 2 else x[:, None] if x.ndim == 3 else x
     if x.dtype == np.uint8:
         images = scale_bytes(np.ascontiguousarray(x))

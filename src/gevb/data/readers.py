@@ -135,11 +135,13 @@ def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> None:
 
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+NPZ_OPTIONAL = ("num_classes",)  # K, when some classes have no example (else the training labels' largest + 1)
 NPZ_FIX = "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The four arrays ``NPZ_ARRAYS`` of a NumPy ``.npz`` file (``numpy.savez``, compressed or not).
+    """The four arrays ``NPZ_ARRAYS`` of a NumPy ``.npz`` file (``numpy.savez``, compressed or not), and those of
+    ``NPZ_OPTIONAL`` it holds.
 
     Each member's ``.npy`` header is parsed and checked before its data is read: numeric dtypes only
     (object arrays would need pickle, which is never run), and the declared array size must match
@@ -158,7 +160,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             if missing:
                 found = ", ".join(members) or "none"
                 raise DataError(f"{path}: no array {', '.join(missing)} (it has {found}); {NPZ_FIX}")
-            return {name: _read_npy_member(path, archive, members[name]) for name in NPZ_ARRAYS}
+            names = [*NPZ_ARRAYS, *(name for name in NPZ_OPTIONAL if name in members)]
+            return {name: _read_npy_member(path, archive, members[name]) for name in names}
 
     return _guarded(path, read)
 
