@@ -142,5 +142,9 @@ def test_a_malicious_pickle_checkpoint_is_refused_and_never_runs(capsys, tmp_pat
         pickle.dump(Payload(marker), file)
     for target in (run, tmp_path / "plain.pt"):
         assert main(["eval", str(target), "--device", "cpu"]) == 2
-        assert "is not a loadable gevb checkpoint" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "is not a loadable gevb checkpoint" in err and "never unpickles" in err
+        # never torch's advice to load it unsafely or to allow its classes: the one step that would run the payload
+        for advice in ("weights_only", "still be loaded", "safe_globals", "trust"):
+            assert advice not in err, advice
     assert not marker.exists()

@@ -110,7 +110,8 @@ def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path, trained_g
     text = capsys.readouterr().out
     assert "8 runs: 8 finished, 0 to train" in text and "[1/" not in text
     assert result_stamps(out) == stamps
-    runs = grid_runs(TrainConfig(dataset="digits", epochs=4, eval_every=1, device="cpu"), 1, models=["fc"])
+    longer = TrainConfig(dataset="digits", epochs=4, eval_every=1, stop_at_100=True, device="cpu")
+    runs = grid_runs(longer, 1, models=["fc"])
     assert {run_status(out, run) for run in runs} == {"partial"}  # finished at 3 epochs, asked for 4
     results = run_grid(runs, out)
     assert [result["epochs"] for result in results] == [4] * 4

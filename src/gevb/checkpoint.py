@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -56,8 +57,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except UNLOADABLE as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a loadable gevb checkpoint ({reason[:200]}); pass a checkpoint.pt") from None
+        raise ValueError(
+            f"{path} is not a loadable gevb checkpoint ({unloadable_reason(error)}); pass a checkpoint.pt"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a gevb checkpoint (no {FORMAT!r} tag); pass a checkpoint.pt")
     version = state.get("version")
@@ -68,6 +70,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if version != VERSION:
         raise ValueError(f"{path} has checkpoint version {version}, this gevb reads {VERSION}")
     return state
+
+
+def unloadable_reason(error: BaseException) -> str:
+    """Why ``torch.load`` refused a file, in a few words: for objects its weights-only unpickler will not build,
+    which they are and that gevb never unpickles them, never torch's advice to load the file unsafely or to allow
+    its classes (for a malicious file, the one step that would run its payload)."""
+    text = str(error).strip()
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in text or "Weights only" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = found.group(1) if found else "objects other than tensors and plain values"
+        return f"it holds {what}, which gevb never unpickles"
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def load_module_state(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:

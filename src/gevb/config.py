@@ -175,12 +175,14 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# Fields that define what a run computes; the others (how long, where, which files) may change
-# when a run is resumed.
-IDENTITY_FIELDS = (
-    "dataset", "model", "rule", "noise_scale", "sign", "widths", "batch_size", "lr", "optimizer", "momentum",
-    "weight_decay", "lr_schedule", "lr_step_epochs", "seed", "val_fraction", "eval_every", "precision",
-)  # fmt: skip
+# Settings of one stretch of a run's training (a segment: its start, or a resume), which may differ between
+# its segments because they change how fast it runs or what it logs, not what it computes (the data's
+# fingerprint is checked apart, ``gevb.data.fingerprint``). Each segment's are recorded (``segments`` in
+# result.json); config.yaml keeps the first's.
+SEGMENT_FIELDS = ("threads", "device", "tensorboard", "track_alignment", "data_dir", "download")
+# Fields that define what a run computes: every other one but ``epochs``, which a resume may raise (except
+# under a cosine schedule, whose rate reaches 0 at the epochs it started with).
+IDENTITY_FIELDS = tuple(field.name for field in fields(TrainConfig) if field.name not in (*SEGMENT_FIELDS, "epochs"))
 
 
 FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -29,6 +29,7 @@ class Trainer(Protocol):
     """What a hook may use of the ``gevb.training.Trainer`` that calls it."""
 
     config: TrainConfig
+    run_config: TrainConfig
     data: Dataset
     model: Network
     rule: Rule
@@ -149,7 +150,7 @@ class RunFolderWriter(Hook):
 
     def start(self, trainer: Trainer) -> None:
         # A run starting from scratch drops every record (an earlier start's epoch 0 is evaluated again).
-        self.folder.begin(trainer.config, trainer.epoch if trainer.epoch > 0 else -1, trainer.model.spec)
+        self.folder.begin(trainer.run_config, trainer.epoch if trainer.epoch > 0 else -1, trainer.model.spec)
 
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
         if record is not None:

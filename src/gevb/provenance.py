@@ -40,7 +40,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
     from gevb import __version__
 
     return {
-        "gevb": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "gevb": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
         "git_commit": git_commit(), "device": str(device), "device_name": device_name(device),
         "threads": torch.get_num_threads(), "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip

@@ -83,10 +83,6 @@ class RunFolder:
     def read_config(self) -> TrainConfig:
         return load_config(self.config_path)
 
-    def write_config(self, config: TrainConfig) -> None:
-        with atomic_file(self.config_path) as file:
-            file.write(dump_config(config).encode())
-
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every evaluation record, in order (an empty list before the first)."""
         if not self.metrics_path.is_file():
@@ -166,6 +162,12 @@ class RunFolder:
                     f"{self.path} already holds a run; pass --resume to continue it, or choose another --out"
                 )
             self.check_same_run(config, saved)
+            if saved.lr_schedule == "cosine" and config.epochs != saved.epochs:
+                raise ValueError(
+                    f"{self.path} follows a cosine schedule that reaches lr 0 at epoch {saved.epochs}, the length it "
+                    f"started with, so a resume keeps --epochs {saved.epochs}; train a run of {config.epochs} epochs "
+                    "in another --out"
+                )
             if not self.checkpoint_path.exists():
                 return None
             checkpoint = load_checkpoint(self.checkpoint_path)
@@ -178,6 +180,11 @@ class RunFolder:
         if self.path.is_dir() and not all(is_partial(p) or p.name == LOCK_NAME for p in self.path.iterdir()):
             raise ValueError(f"{self.path} is not empty and holds no gevb run; choose a new or empty --out")
         return None
+
+    def run_config(self, config: TrainConfig) -> TrainConfig:
+        """What ``config.yaml`` records of ``config``'s run (``check`` passed): for a run the folder holds, its
+        own settings, the first segment's included (``SEGMENT_FIELDS``), with ``config``'s epochs; else ``config``."""
+        return self.read_config().replace(epochs=config.epochs) if self.holds_run() else config
 
     def check_same_run(self, config: TrainConfig, saved: TrainConfig | None = None) -> None:
         """Raise ValueError naming the first run-defining setting (``IDENTITY_FIELDS``) that differs."""
@@ -197,17 +204,18 @@ class RunFolder:
             path.unlink(missing_ok=True)
 
     def begin(self, config: TrainConfig, epoch: int, architecture: ArchitectureSpec) -> None:
-        """Create the folder, save the resolved config and architecture, drop metrics newer than the
-        checkpoint's ``epoch``, the result of an earlier, shorter finish (``fit`` writes it again) and the
-        temporary files of writes a killed process left unfinished."""
+        """Create the folder, save the run's config (``run_config``) and architecture where they changed, drop
+        metrics newer than the checkpoint's ``epoch``, the result of an earlier, shorter finish (``fit`` writes it
+        again) and the temporary files of writes a killed process left unfinished."""
         self.path.mkdir(parents=True, exist_ok=True)
         for leftover in filter(is_partial, self.path.iterdir()):
             leftover.unlink(missing_ok=True)
         self.keep_metrics_through(epoch)
         self.result_path.unlink(missing_ok=True)
-        self.write_config(config)
-        with atomic_file(self.architecture_path) as file:
-            file.write(spec_yaml(architecture).encode())
+        for path, text in ((self.config_path, dump_config(config)), (self.architecture_path, spec_yaml(architecture))):
+            if not path.is_file() or path.read_text() != text:
+                with atomic_file(path) as file:
+                    file.write(text.encode())
 
 
 @dataclass

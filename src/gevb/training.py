@@ -22,7 +22,7 @@ import torch
 
 from gevb.build import build_run, resolve_device, saved_architecture
 from gevb.checkpoint import capture_rng, load_module_state, restore_rng
-from gevb.config import TrainConfig
+from gevb.config import SEGMENT_FIELDS, TrainConfig
 from gevb.data import Dataset
 from gevb.data.fingerprint import check_same_data
 from gevb.distributed import ProcessGroup, average_over_processes, join_process_group, local_part, process_device
@@ -64,7 +64,9 @@ class Trainer:
     ``log``: called with one line per evaluation; ``progress``: show a tqdm bar on stderr;
     ``data``: the loaded ``config.dataset`` (to share one copy between runs; None loads it);
     ``hooks``: more ``gevb.hooks.Hook``s, called after the built-in ones. Constructing a Trainer
-    reads the run folder but writes nothing; ``fit`` begins the run there.
+    reads the run folder but writes nothing; ``fit`` begins the run there. Each ``fit`` that trains is a
+    segment of the run (``segments``: its epochs, time, ``SEGMENT_FIELDS`` and provenance); ``run_config`` is
+    what the run records as its config (a resumed run's own, the first segment's settings, this ``epochs``).
 
     Under ``torchrun`` the processes train one model data-parallel (``gevb.distributed``); only
     rank 0 logs and writes the run folder.
@@ -99,6 +101,7 @@ class Trainer:
             self.folder.lock()  # held until ``fit`` returns or raises
         try:
             checkpoint = folder.check(self.config, resume) if folder is not None else None
+            self.run_config = folder.run_config(self.config) if folder is not None else self.config
             self.log = log if log is not None and main else (lambda line: None)
             self.batch_order = seed_everything(self.config.seed)
             saved = None if checkpoint is None else saved_architecture(checkpoint, folder.checkpoint_path)
@@ -109,7 +112,8 @@ class Trainer:
             self.best_loss, self.stale_evaluations = math.inf, 0  # early stopping (``patience``), on val or train
             self.skipped_last_step, self.batch_share = False, 1.0
             self.last_eval: dict[str, Any] | None = None
-            self.provenance: dict[str, Any] = {}
+            self.segments: list[dict[str, Any]] = []
+            self.already_finished = False  # whether ``fit`` found the run finished, and so trained and wrote nothing
             if checkpoint is not None:
                 self.restore(checkpoint, folder.checkpoint_path)
             log_hook = log if main else None
@@ -132,11 +136,13 @@ class Trainer:
         self.stopped_early, self.last_eval = checkpoint["stopped_early"], checkpoint["last_eval"]
         self.best_loss = checkpoint.get("best_loss", math.inf)
         self.stale_evaluations = checkpoint.get("stale_evaluations", 0)
+        self.segments = checkpoint.get("segments", [])
 
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint holds to resume bit-identically."""
         return {
-            "config": self.config.to_dict(),
+            "config": self.run_config.to_dict(),
+            "segments": self.segments,
             "architecture": self.model.spec.to_dict(),
             "data": self.data.record(),
             "epoch": self.epoch,
@@ -280,7 +286,13 @@ class Trainer:
             self.folder.unlock()
 
     def _fit(self) -> dict[str, Any]:
-        self.provenance = provenance(self.device)
+        stored = self.folder.read_result() if self.folder is not None and self.finished else None
+        self.already_finished = stored is not None
+        if stored is not None:  # a finished run resumed as it was: nothing to train, nothing is rewritten
+            return stored
+        settings = {name: getattr(self.config, name) for name in SEGMENT_FIELDS}
+        segment = {"from_epoch": self.epoch, "to_epoch": self.epoch, "seconds": 0.0, **settings}
+        self.segments.append(segment | {"provenance": provenance(self.device)})
         for hook in self.hooks:
             hook.start(self)
         try:
@@ -305,12 +317,17 @@ class Trainer:
         else:
             self.stale_evaluations += 1
 
+    def add_seconds(self, seconds: float) -> None:
+        """Time spent training and evaluating, counted for the run and for its segment."""
+        self.seconds += seconds
+        self.segments[-1]["seconds"] += seconds
+
     def evaluate_initialization(self) -> None:
         """The evaluation at epoch 0, before any step: the first point of every learning and alignment
         curve. Recorded like any other (hooks' ``after_epoch`` with a NaN loss), never checkpointed."""
         start = time.perf_counter()
         record = {"epoch": 0, **self.measure()}
-        self.seconds += time.perf_counter() - start
+        self.add_seconds(time.perf_counter() - start)
         self.last_eval = record | {"seconds": self.seconds, "samples_per_s": None}
         self.track_patience(record)
         for hook in self.hooks:
@@ -333,7 +350,8 @@ class Trainer:
                 record = {"epoch": self.epoch, **self.measure()}
                 self.stopped_early = record["train_error"] == 0.0
                 self.track_patience(record)
-            self.seconds += time.perf_counter() - start
+            self.add_seconds(time.perf_counter() - start)
+            self.segments[-1]["to_epoch"] = self.epoch
             if record is not None:
                 record |= {"seconds": self.seconds, "samples_per_s": samples / train_seconds}
                 self.last_eval, samples, train_seconds = record, 0, 0.0
@@ -351,9 +369,10 @@ class Trainer:
             "device": str(self.device),
             "processes": 1 if self.group is None else self.group.world,
             "out": str(self.folder.path) if self.folder else None,
-            "config": self.config.to_dict(),
+            "config": self.run_config.to_dict(),
             "data": self.data.record(),  # the name, source and SHA-256 of the data it trained on
-            "provenance": self.provenance,  # versions, commit and device of the process that finished the run
+            "segments": self.segments,  # each start and resume: epochs, seconds, settings, provenance
+            "provenance": self.segments[-1]["provenance"],  # versions, commit and device of the last segment
         }
 
     def dry_run(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from gevb.models import ARCHITECTURES
 from gevb.paper import broadcast_rule
 from gevb.precision import PRECISIONS
 from gevb.rules import RULES
-from gevb.training import Trainer, train
+from gevb.training import Trainer
 
 DEFAULTS = TrainConfig()
 
@@ -132,17 +132,20 @@ def command_train(args: argparse.Namespace) -> int:
     if not is_main_process():  # a torchrun worker of rank > 0: rank 0 speaks for all
         log, emit = (lambda line: None), (lambda *a, **k: None)
     if args.dry_run:
-        result = Trainer(config, log=log).dry_run()
+        trainer = Trainer(config, log=log)
+        result = trainer.dry_run()
     else:
-        result = train(config, args.out, args.resume, log=log, progress=progress)
+        trainer = Trainer(config, args.out, args.resume, log=log, progress=progress)
+        result = trainer.fit()
     if args.json:
         emit(json_text(result))
     elif result["test_error"] is None:
         emit(f"nothing to do: {args.out} holds a finished run with no evaluation")
     else:
         where = f", run saved in {result['out']}" if result.get("out") else ""
+        done = f"nothing to train: {args.out} holds this run, finished; " if trainer.already_finished else ""
         emit(
-            f"test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%) "
+            f"{done}test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%) "
             f"after {result['epochs']} epochs, {result['seconds']:.1f} s{where}"
         )
     return 0
