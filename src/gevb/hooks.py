@@ -115,6 +115,14 @@ class ProgressBar(Hook):
         self.bar.close()
 
 
+def split_errors(record: Record, words: str = "{split} {error:.2f}% (loss {loss:.4f})") -> str:
+    """Each split's error and loss in ``record`` (train, test, then val where there is one), as ``words`` says."""
+    splits = ("train", "test", "val") if record.get("val_error") is not None else ("train", "test")
+    return "  ".join(
+        words.format(split=split, error=record[f"{split}_error"], loss=record[f"{split}_loss"]) for split in splits
+    )
+
+
 class EvaluationLog(Hook):
     """One line per evaluation: errors, losses, time, throughput and (when tracked) signal angles."""
 
@@ -124,16 +132,10 @@ class EvaluationLog(Hook):
     def after_epoch(self, trainer: Trainer, loss: float, record: Record | None) -> None:
         if record is None:
             return
-        line = (
-            f"epoch {record['epoch']}/{trainer.config.epochs}  train {record['train_error']:.2f}% "
-            f"(loss {record['train_loss']:.4f})  test {record['test_error']:.2f}% "
-            f"(loss {record['test_loss']:.4f})  {record['seconds']:.1f} s"
-        )
+        line = f"epoch {record['epoch']}/{trainer.config.epochs}  {split_errors(record)}  {record['seconds']:.1f} s"
         line += (
             "  (initialization)" if record["samples_per_s"] is None else f"  {record['samples_per_s']:.0f} samples/s"
         )
-        if "val_error" in record:
-            line += f"  val {record['val_error']:.2f}%"
         if "alignment" in record:
             angles = record["alignment"]["signal_deg"].items()
             named = (f"{name} {'-' if a is None else f'{a:.0f}'}" for name, a in angles)

@@ -363,6 +363,7 @@ class Trainer:
         last = self.last_eval or {}
         return {
             **{key: last.get(key) for key in ("train_error", "test_error", "train_loss", "test_loss")},
+            **{key: last[key] for key in ("val_error", "val_loss") if key in last},
             "epochs": self.epoch,
             "stopped_early": self.stopped,
             "seconds": self.seconds,

@@ -31,6 +31,7 @@ from gevb.config import (
 from gevb.distributed import is_main_process
 from gevb.evaluation import evaluate_run
 from gevb.files import json_text
+from gevb.hooks import split_errors
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
 from gevb.paper import broadcast_rule
@@ -144,8 +145,9 @@ def command_train(args: argparse.Namespace) -> int:
     else:
         where = f", run saved in {result['out']}" if result.get("out") else ""
         done = f"nothing to train: {args.out} holds this run, finished; " if trainer.already_finished else ""
+        val = f", val {result['val_error']:.2f}% (loss {result['val_loss']:.4f})" if "val_error" in result else ""
         emit(
-            f"{done}test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%) "
+            f"{done}test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%{val}) "
             f"after {result['epochs']} epochs, {result['seconds']:.1f} s{where}"
         )
     return 0
@@ -156,12 +158,8 @@ def command_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text(result))
     else:
-        run = result["config"]
-        print(
-            f"{run['model']} / {run['rule']} / {run['sign']} on {run['dataset']}, epoch {result['epoch']}: "
-            f"test error {result['test_error']:.2f}% (loss {result['test_loss']:.4f}), "
-            f"train error {result['train_error']:.2f}% (loss {result['train_loss']:.4f})"
-        )
+        run, errors = result["config"], split_errors(result, "{split} error {error:.2f}% (loss {loss:.4f})")
+        print(f"{run['model']} / {run['rule']} / {run['sign']} on {run['dataset']}, epoch {result['epoch']}: {errors}")
     return 0
 
 
