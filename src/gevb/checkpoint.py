@@ -34,17 +34,21 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` (plus the format tag) atomically with ``torch.save``.
 
     A failed write (a full disk, a quota, a file-size limit; torch reports some as RuntimeError)
-    raises OSError naming the file; the previous checkpoint stays as it was.
+    raises OSError naming the file and saying what is kept: the previous checkpoint, as it was, or none.
     """
+    existed = path.exists()
     try:
         with atomic_file(path) as file:
             torch.save({"format": FORMAT, "version": VERSION, **state}, file)
     except (OSError, RuntimeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else " ".join(str(error).split())
-        raise OSError(
-            f"cannot write {path} ({reason}); is the disk full? The previous checkpoint is kept: "
-            "free space, then continue with --resume"
-        ) from error
+        # torch's own text for a failed write is its C++ assertion ("[enforce fail at inline_container.cc...]")
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "the write failed"
+        kept = (
+            "the previous checkpoint is kept: free space, then continue with --resume"
+            if existed
+            else "no checkpoint was written, so nothing of this run is kept: free space, then run the command again"
+        )
+        raise OSError(f"cannot write {path} ({reason}); is the disk full? {kept}") from error
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

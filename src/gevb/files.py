@@ -3,6 +3,7 @@ one reader of text files (configs, architectures, a run's metrics), whose errors
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -38,6 +39,30 @@ def read_text(path: Path, what: str) -> str:
             f"cannot read {what} {path}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); "
             "save it as UTF-8"
         ) from None
+
+
+# What an operating-system error means for the user, and what to do about it.
+SYSTEM_ERRORS = {
+    errno.EROFS: "the disk is read-only; choose a folder on a writable disk",
+    errno.EACCES: "no permission; choose a folder you may write, or change its permissions",
+    errno.EPERM: "not permitted; choose a folder you may write, or change its permissions",
+    errno.ENOSPC: "no space left on the disk; free space, then run the command again",
+    errno.EDQUOT: "the disk quota is used up; free space, then run the command again",
+    errno.EFBIG: "the file would pass the size limit (ulimit -f); raise it or free space, then run the command again",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "it is a folder; pass a file",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def system_error_text(error: OSError) -> str:
+    """One line for an operating-system error: the path, what it means and the fix (``SYSTEM_ERRORS``), never
+    Python's "[Errno N] ..."; an OSError gevb raised with its own message keeps it."""
+    if error.errno is None or error.strerror is None:
+        return " ".join(str(error).split()) or type(error).__name__
+    meaning = SYSTEM_ERRORS.get(error.errno, error.strerror.lower())
+    return f"{error.filename}: {meaning}" if error.filename is not None else meaning
 
 
 def read_yaml(path: Path, what: str, fix: str) -> Any:

@@ -30,7 +30,7 @@ from gevb.locks import FolderLock
 from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.rules import RULES
-from gevb.runs import RunFolder
+from gevb.runs import RunFolder, check_out
 from gevb.training import NonFiniteError, Trainer
 
 
@@ -134,14 +134,6 @@ def run_status(out: Path, run: GridRun) -> str:
     if folder.is_finished(run.config):
         return "done"
     return "partial" if folder.checkpoint_path.exists() else "new"
-
-
-def check_out(out: Path) -> None:
-    """Raise ValueError when ``out``, or the nearest of its parents that exists, is not a folder."""
-    existing = next((path for path in (out, *out.parents) if path.exists()), None)
-    if existing is not None and not existing.is_dir():
-        where = "" if existing == out else f"{out}: "
-        raise ValueError(f"--out {where}{existing} is a file; choose a folder for the run folders")
 
 
 def check_free(out: Path, runs: Sequence[GridRun]) -> None:

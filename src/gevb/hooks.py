@@ -67,7 +67,8 @@ class Hook:
         """After the last epoch, with ``Trainer.result``."""
 
     def fail(self, trainer: Trainer, error: Exception) -> None:
-        """When ``fit`` stops at a non-finite value (``error``, re-raised after every hook's ``fail``)."""
+        """When ``fit`` stops at a non-finite value or a failed write (``error``, re-raised after every hook's
+        ``fail``)."""
 
 
 class Evaluation(Hook):

@@ -38,6 +38,14 @@ def flat_record(record: dict[str, Any]) -> dict[str, Any]:
     return {key: "" if value is None else value for key, value in row.items()}
 
 
+def check_out(out: Path) -> None:
+    """Raise ValueError when ``out`` (an --out folder), or the nearest of its parents that exists, is a file."""
+    existing = next((path for path in (out, *out.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == out else f"{out}: "
+        raise ValueError(f"--out {where}{existing} is a file; choose a folder")
+
+
 class RunFolder:
     """The files of one run under ``path``."""
 
@@ -55,8 +63,7 @@ class RunFolder:
     def lock(self) -> None:
         """Create the folder if needed and take its lock, or raise ``FolderBusy`` (a ValueError) naming the
         process that holds it."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"--out {self.path} is a file; choose a folder")
+        check_out(self.path)
         if not self.lock_file.held:
             self.created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)

@@ -299,7 +299,7 @@ class Trainer:
             if self.epoch == 0 and not self.finished:
                 self.evaluate_initialization()
             self.run_epochs()
-        except NonFiniteError as error:
+        except (NonFiniteError, OSError) as error:  # a non-finite value, or a write that failed (a full disk)
             for hook in self.hooks:
                 hook.fail(self, error)
             raise

@@ -24,6 +24,7 @@ from gevb import __version__
 from gevb.cli import analysis, experiments, train
 from gevb.cli.common import Parser
 from gevb.distributed import leave_process_group
+from gevb.files import system_error_text
 from gevb.memory import keep_freed_memory
 from gevb.training import NonFiniteError
 
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         if os.environ.get("GEVB_TRACEBACK"):
             raise
-        message = " ".join(str(error).split()) or type(error).__name__
+        message = system_error_text(error) if isinstance(error, OSError) else " ".join(str(error).split())
         print(f"gevb {args.command}: error: {message}", file=sys.stderr)
         return 2
     except NonFiniteError as error:

@@ -11,10 +11,11 @@ from gevb.analysis.report import write_report
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
 from gevb.config import COUNT, RANGES, SEED_COUNT, config_from_mapping, load_config
 from gevb.data import DATASETS
-from gevb.grid import check_out, grid_runs, parse_shard, run_grid, run_status, shard
+from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
 from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
 from gevb.rules import RULES
+from gevb.runs import check_out
 
 
 def shard_part(text: str) -> tuple[int, int]:
