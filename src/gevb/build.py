@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from gevb.checkpoint import load_checkpoint, load_module_state
-from gevb.config import TrainConfig, config_from_mapping
+from gevb.config import TrainConfig, check_applies, config_from_mapping
 from gevb.data import Dataset, load_dataset, with_validation
 from gevb.data.fingerprint import check_same_data
 from gevb.models import ArchitectureSpec, Network, build_model
@@ -119,6 +119,7 @@ def load_run(path: str | Path, device: str = "auto", data_dir: str | None = None
         checkpoint_path = folder.checkpoint_path
     checkpoint = load_checkpoint(checkpoint_path)
     config = config_from_mapping(checkpoint["config"], str(checkpoint_path))
+    check_applies([config], {name for name, value in (("data_dir", data_dir), ("download", download)) if value})
     config = config.replace(device=device, data_dir=data_dir or config.data_dir, download=download)
     data = load_dataset(config.dataset, config.data_dir, config.download, resolve_device(config.device))
     fix = "restore the data it was trained on (or pass --data-dir with it)"

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gevb.data.sources import FILES as DATA_FILES
 from gevb.files import read_yaml
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES
@@ -173,6 +174,37 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def inapplicable(config: TrainConfig) -> dict[str, str]:
+    """Each setting that changes nothing under ``config``'s other settings -> why, in a few words."""
+    why = {}
+    if config.optimizer != "sgd":
+        why["momentum"] = f"it is SGD's (--optimizer sgd), and this run uses {config.optimizer}"
+    if config.lr_schedule != "step":
+        why["lr_step_epochs"] = f"it is the step schedule's (--lr-schedule step); this run's is {config.lr_schedule}"
+    for option in {option for rule in RULES.values() for option in rule.options} - set(RULES[config.rule].options):
+        owners = " and ".join(name for name, rule in RULES.items() if option in rule.options)
+        why[option] = f"it is {owners}'s, and this run's rule is {config.rule}"
+    if config.dataset not in DATA_FILES:
+        if config.dataset == "digits":
+            files = "digits ships with scikit-learn and needs no files"
+        elif config.dataset.endswith(".npz"):
+            files = f"{config.dataset} is the file itself"
+        else:
+            files = f"data set {config.dataset} is given as arrays, not read from files"
+        why["data_dir"] = why["download"] = files
+    return why
+
+
+def check_applies(configs: list[TrainConfig], given: set[str]) -> None:
+    """Raise ValueError naming the first setting of ``given`` (those the user set) that changes nothing in every
+    one of ``configs`` (one run's, or a grid's) and why."""
+    for key in sorted(given):
+        reasons = [inapplicable(config).get(key) for config in configs]
+        if all(reasons):
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag} does nothing here: {reasons[0]}; drop {flag}")
 
 
 # Settings of one stretch of a run's training (a segment: its start, or a resume), which may differ between

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from gevb.analysis.clusters import cluster_quality
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
-from gevb.build import build_run, load_run
+from gevb.build import RunParts, build_run, load_run
 from gevb.cli.common import (
     DATASET_METAVAR,
     MODEL_METAVAR,
@@ -17,11 +18,12 @@ from gevb.cli.common import (
     Number,
     add_data_flags,
     check_figure,
+    data_flags_given,
     emitters,
     figure_file,
     save_figure,
 )
-from gevb.config import COUNT, SEED, SEED_COUNT, WIDTH, Interval, TrainConfig
+from gevb.config import COUNT, SEED, SEED_COUNT, WIDTH, Interval, TrainConfig, check_applies
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import architecture_names, build_model
@@ -32,6 +34,7 @@ from gevb.runs import Run, RunFolder
 
 
 def command_width_scaling(args: argparse.Namespace) -> int:
+    check_applies([TrainConfig(dataset=args.dataset)], data_flags_given(args))
     log, _ = emitters(args.json, args.quiet)
     plot = args.plot.replace("{model}", args.model)  # not str.format: other braces are part of the name
     if plot != "-":
@@ -52,17 +55,32 @@ def command_width_scaling(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_sign_check(args: argparse.Namespace) -> int:
+# The flags that describe a fresh model (sign-check, summary), each command's subset, and their defaults.
+FRESH_MODEL = {"model": "fc-vec", "rule": None, "sign": "nonneg", "seed": 0, "dataset": "digits", "widths": None}
+
+
+def saved_or_fresh(args: argparse.Namespace, rule: Callable[[str], str]) -> RunParts:
+    """The parts of the saved run ``args.run``, or of a fresh model built from the fresh-model flags (each
+    command's subset of ``FRESH_MODEL``; ``rule``: its rule for a model name when ``--rule`` is not given). A
+    fresh-model flag given with a saved run is an error naming it: the run keeps its own settings."""
+    flags = [name for name in FRESH_MODEL if hasattr(args, name)]
     if args.run:
-        parts = load_run(args.run, args.device, args.data_dir, args.download)
-        what = f"{args.run} (epoch {parts.epoch})"
-    else:
-        rule = args.rule or broadcast_rule(args.model)
-        config = TrainConfig(
-            dataset=args.dataset, model=args.model, rule=rule, sign=args.sign, seed=args.seed, device=args.device,
-            data_dir=args.data_dir, download=args.download,
-        )  # fmt: skip
-        parts, what = build_run(config), "a fresh model (initialization)"
+        given = [name for name in flags if getattr(args, name) is not None]
+        if given:
+            flag = f"--{given[0]}"
+            saved = f"{args.run} is a saved run, which keeps its own"
+            raise ValueError(f"{flag} sets up a fresh model, but {saved}; drop {flag}")
+        return load_run(args.run, args.device, args.data_dir, args.download)
+    settings = {name: FRESH_MODEL[name] if getattr(args, name) is None else getattr(args, name) for name in flags}
+    settings["rule"] = settings.get("rule") or rule(settings["model"])
+    config = TrainConfig(**settings, device=args.device, data_dir=args.data_dir, download=args.download)
+    check_applies([config.validate()], data_flags_given(args))
+    return build_run(config)
+
+
+def command_sign_check(args: argparse.Namespace) -> int:
+    parts = saved_or_fresh(args, broadcast_rule)
+    what = f"{args.run} (epoch {parts.epoch})" if args.run else "a fresh model (initialization)"
     config, train_split = parts.config, parts.data.train
     x, y = train_split.x[: args.examples], train_split.y[: args.examples]
     result = sign_check(parts.model, parts.rule, x, y)
@@ -80,15 +98,7 @@ def command_sign_check(args: argparse.Namespace) -> int:
 
 
 def command_summary(args: argparse.Namespace) -> int:
-    if args.run:
-        model = load_run(args.run, args.device, args.data_dir, args.download).model
-    else:
-        rule = "bp"  # defined for every model; the summary does not depend on the rule
-        config = TrainConfig(
-            dataset=args.dataset, model=args.model, rule=rule, sign=args.sign, widths=args.widths,
-            device=args.device, data_dir=args.data_dir, download=args.download,
-        )  # fmt: skip
-        model = build_run(config).model
+    model = saved_or_fresh(args, lambda name: "bp").model  # bp trains every model; the summary has no rule
     print(json_text(summary_rows(model)) if args.json else summary_text(model))
     return 0
 
@@ -144,7 +154,11 @@ def add_run_or_fresh_model(parser: argparse.ArgumentParser) -> None:
     saved = "a saved run (default: a fresh model)"
     parser.add_argument("run", nargs="?", type=InputPath(".pt"), metavar="RUN_DIR_OR_CHECKPOINT", help=saved)
     fresh = "fresh model (default: fc-vec)"
-    parser.add_argument("--model", type=InputPath(".yaml"), default="fc-vec", metavar=MODEL_METAVAR, help=fresh)
+    parser.add_argument("--model", type=InputPath(".yaml"), metavar=MODEL_METAVAR, help=fresh)
+    parser.add_argument("--sign", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
+    parser.add_argument(
+        "--dataset", type=InputPath(".npz"), metavar=DATASET_METAVAR, help="fresh model's data (default: digits)"
+    )
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -189,15 +203,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_run_or_fresh_model(sign)
     sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
-    sign.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
-    sign.add_argument("--seed", type=Number(SEED), default=0, help="fresh model's seed (default: 0)")
-    sign.add_argument(
-        "--dataset",
-        type=InputPath(".npz"),
-        default="digits",
-        metavar=DATASET_METAVAR,
-        help="fresh model's data (default: digits)",
-    )
+    sign.add_argument("--seed", type=Number(SEED), help="fresh model's seed (default: 0)")
     sign.add_argument("--examples", type=Number(COUNT), default=64, help="first N training examples (default: 64)")
     add_data_flags(sign)
     sign.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
@@ -209,14 +215,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "class count: name, class, output shape of one example and trained parameters.",
     )  # fmt: skip
     add_run_or_fresh_model(summary)
-    summary.add_argument("--sign", default="nonneg", choices=SIGNS, help="fresh model's sign regime (default: nonneg)")
     summary.add_argument(
-        "--widths", type=IntList(WIDTH), metavar="N,N,...", help="hidden widths (default: the paper's)"
+        "--widths", type=IntList(WIDTH), metavar="N,N,...", help="fresh model's hidden widths (default: the paper's)"
     )
-    summary.add_argument(
-        "--dataset", type=InputPath(".npz"), default="digits", metavar=DATASET_METAVAR,
-        help="input shape and classes of (default: digits)",
-    )  # fmt: skip
     add_data_flags(summary)
     summary.add_argument("--json", action="store_true", help="print the rows as one JSON line (default: off)")
     summary.set_defaults(handler=command_summary)

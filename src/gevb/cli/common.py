@@ -186,6 +186,11 @@ def save_figure(make: Callable[[], Any], path: str) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def data_flags_given(args: argparse.Namespace) -> set[str]:
+    """The names of the flags of ``add_data_flags`` that were given (for ``gevb.config.check_applies``)."""
+    return {name for name in ("data_dir", "download") if getattr(args, name)}
+
+
 def add_data_flags(parser: argparse.ArgumentParser, data_dir_default: str = "search") -> None:
     """--device, --data-dir and --download, for commands that load a data set."""
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")

@@ -9,7 +9,7 @@ from typing import Any
 
 from gevb.analysis.report import write_report
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
-from gevb.config import COUNT, RANGES, SEED_COUNT, config_from_mapping, load_config
+from gevb.config import COUNT, RANGES, SEED_COUNT, check_applies, config_from_mapping, read_overrides
 from gevb.data import DATASETS
 from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
@@ -28,15 +28,17 @@ def shard_part(text: str) -> tuple[int, int]:
 
 def command_reproduce(args: argparse.Namespace) -> int:
     base = paper_protocol(args.dataset)
-    if args.config:
-        base = load_config(args.config, base)
+    overrides = read_overrides(args.config) if args.config else {}
+    base = config_from_mapping(overrides, args.config or "", base)
     given = {
         "epochs": args.epochs, "eval_every": args.eval_every, "device": args.device,
         "data_dir": args.data_dir, "download": args.download, "track_alignment": args.track_alignment,
     }  # fmt: skip
-    base = config_from_mapping({k: v for k, v in given.items() if v is not None}, "command line", base)
+    given = {key: value for key, value in given.items() if value is not None}
+    base = config_from_mapping(given, "command line", base)
     base = base.replace(dataset=args.dataset)
     runs = grid_runs(base, args.seeds, args.models, args.rules, args.signs)
+    check_applies([run.config for run in runs], {*overrides, *given})
     if args.shard is not None:
         runs = shard(runs, *args.shard)
     out = Path(args.out or f"runs/{args.dataset}")

@@ -25,6 +25,7 @@ from gevb.config import (
     RANGES,
     WIDTH,
     TrainConfig,
+    check_applies,
     config_from_mapping,
     read_overrides,
 )
@@ -37,6 +38,7 @@ from gevb.models import ARCHITECTURES
 from gevb.paper import broadcast_rule
 from gevb.precision import PRECISIONS
 from gevb.rules import RULES
+from gevb.runs import RunFolder, check_out
 from gevb.training import Trainer
 
 DEFAULTS = TrainConfig()
@@ -121,7 +123,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     config = config_from_mapping(given, "command line", base)
     if "rule" not in given and "rule" not in overrides:
         config = config.replace(rule=broadcast_rule(config.model))
-    return config.validate()
+    config.validate()
+    check_applies([config], {*given, *overrides})
+    return config
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -133,6 +137,11 @@ def command_train(args: argparse.Namespace) -> int:
     if not is_main_process():  # a torchrun worker of rank > 0: rank 0 speaks for all
         log, emit = (lambda line: None), (lambda *a, **k: None)
     if args.dry_run:
+        if args.out:  # what the run would find there, checked; a dry run writes nothing
+            folder = RunFolder(args.out)
+            check_out(folder.path)
+            folder.lock_file.check_free()
+            folder.check(config, args.resume)
         trainer = Trainer(config, log=log)
         result = trainer.dry_run()
     else:
@@ -176,7 +185,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     train_parser.add_argument("--resume", action="store_true", help="continue the run in --out (default: off)")
     train_parser.add_argument(
-        "--dry-run", action="store_true", help="two batches and one eval batch, nothing written (default: off)"
+        "--dry-run",
+        action="store_true",
+        help="two batches and one eval batch, nothing written; --out is checked as the run would (default: off)",
     )
     train_parser.add_argument("--json", action="store_true", help="print the result as one JSON line (default: off)")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines (default: off)")

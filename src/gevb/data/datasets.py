@@ -108,6 +108,12 @@ def with_validation(data: Dataset, fraction: float, seed: int) -> Dataset:
         raise ValueError(f"val_fraction {fraction} leaves no training example of {size}; use a smaller fraction")
     order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).to(data.train.x.device)
     val, train = order[:count], order[count:]
+    lost = sorted(set(data.train.y.unique().tolist()) - set(data.train.y[train].unique().tolist()))
+    if lost:
+        raise ValueError(
+            f"val_fraction {fraction} leaves {len(train)} of {size} training examples, and class {lost[0]} has none "
+            "left; use a smaller fraction"
+        )
     take = lambda index: Split(data.train.x[index], data.train.y[index])  # noqa: E731
     return dataclasses.replace(data, train=take(train), val=take(val))
 
