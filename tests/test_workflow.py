@@ -179,3 +179,27 @@ def test_tensorboard_logs_every_evaluation_as_scalars(tmp_path, capsys):
     assert [event.value for event in logged] == pytest.approx([record["test_error"] for record in records])
     assert main(["train", "--tensorboard", "--epochs", "1", *SMALL]) == 2
     assert "add --out" in one_line_error(capsys)
+
+
+def interrupt_at_first_epoch(trainer) -> None:
+    """Stands in for ``Trainer.run_epochs``: Ctrl-C arrives during the first epoch, after the initialization."""
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("out", ["my runs/first", None])
+def test_ctrl_c_during_train_prints_the_command_that_continues_this_run(tmp_path, capsys, monkeypatch, out):
+    import shlex
+
+    import gevb.training as training
+
+    monkeypatch.setattr(training.Trainer, "run_epochs", interrupt_at_first_epoch)
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--epochs", "2", *SMALL] + (["--out", out] if out else [])
+    assert main(argv) == 130
+    message = one_line_error(capsys)
+    assert "DIR" not in message
+    if out:
+        command = message.split("continue it with: ", 1)[1]
+        assert shlex.split(command) == ["gevb", *argv, "--resume"]
+    else:
+        assert "no --out" in message and "--resume" not in message

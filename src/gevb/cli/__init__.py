@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -38,10 +40,19 @@ def build_parser() -> Parser:
     return parser
 
 
-CONTINUE = {
-    "train": "continue the run with --out DIR --resume",
-    "reproduce": "run the same command again to continue: finished runs are skipped, unfinished ones resume",
-}
+def interrupted_advice(command: str, argv: list[str], out: str | None, dry_run: bool) -> str:
+    """What to do after Ctrl-C: for a run with a folder, the exact command that continues it (``argv`` with
+    ``--resume``); for a grid, the same command; else what was kept."""
+    if command == "train" and (out is None or dry_run):
+        return "nothing was saved (a dry run, or no --out): only a run whose folder --out names can be resumed"
+    if command == "train":
+        again = argv if "--resume" in argv else [*argv, "--resume"]
+        finished = (Path(out) / "checkpoint.pt").exists()
+        kept = f"{out} keeps the run at its last finished epoch" if finished else f"{out} holds no finished epoch yet"
+        return f"{kept}; continue it with: {shlex.join(['gevb', *again])}"
+    if command == "reproduce":
+        return "run the same command again to continue: finished runs are skipped, unfinished ones resume"
+    return "files are written atomically, so none is left half-written"
 
 
 def out_of_memory(error: BaseException) -> str | None:
@@ -59,6 +70,7 @@ def out_of_memory(error: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gevb`` command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
 
     def one_line(message: Warning | str, *ignored: object, **named: object) -> None:
@@ -89,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gevb {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # Ctrl-C; a grid's SIGTERM too (``gevb.jobs.Interrupted``)
-        advice = CONTINUE.get(args.command, "files are written atomically, so none is left half-written")
+        advice = interrupted_advice(args.command, argv, getattr(args, "out", None), getattr(args, "dry_run", False))
         print(f"gevb {args.command}: interrupted; {advice}", file=sys.stderr)
         return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
