@@ -385,7 +385,20 @@ def test_checksum_mismatch_leaves_nothing_behind(tmp_path, mnist_remote, monkeyp
     message = data_error(lambda: load_dataset("mnist", data_dir=dest, download=True), dest / f"{TRAIN_IMAGES}.gz")
     assert "expected 00000000000000000000000000000000" in message
     assert all(url in message for url in download_module.MIRRORS["mnist"])
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()  # nor the folder it created for them
+
+
+def test_a_failed_download_leaves_no_folder_it_created_and_keeps_one_that_was_there(
+    tmp_path, mnist_remote, monkeypatch
+):
+    monkeypatch.setitem(download_module.MIRRORS, "mnist", (mirror(tmp_path / "empty"),))
+    with pytest.raises(DataError):
+        download_dataset("mnist")  # into $GEVB_DATA_DIR/mnist, neither of which exists yet
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError):
+        download_dataset("mnist", tmp_path / "mine" / "mnist")
+    assert (tmp_path / "mine").is_dir() and not (tmp_path / "mine" / "mnist").exists()
 
 
 def test_verified_files_are_kept_and_damaged_ones_replaced(tmp_path, mnist_remote, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,17 @@ from gevb.models import Network
 
 @torch.no_grad()
 def evaluate(
-    model: Network, split: Split, batch_size: int, limit: int | None = None, group: ProcessGroup | None = None
+    model: Network,
+    split: Split,
+    batch_size: int,
+    limit: int | None = None,
+    group: ProcessGroup | None = None,
+    on_batch: Callable[[int], object] | None = None,
 ) -> tuple[float, float]:
     """Mean cross-entropy and error rate (%) of ``model`` on ``split`` (its first ``limit`` examples).
 
     With a process ``group``, each process evaluates its contiguous share and the sums are combined.
+    ``on_batch``: called with each batch's example count (a progress bar's ``update``).
     """
     size = len(split) if limit is None else min(limit, len(split))
     share = local_part(torch.arange(size), group)
@@ -31,19 +38,31 @@ def evaluate(
         logits = model(x)
         sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
         sums[1] += (logits.argmax(1) != y).sum()
+        if on_batch is not None:
+            on_batch(len(y))
     loss_sum, wrong = sum_over_processes(sums, group).tolist()
     return loss_sum / size, 100.0 * wrong / size
 
 
+def evaluated_splits(data: Dataset) -> dict[str, Split]:
+    """The splits an evaluation covers: train, test and, when ``data`` holds one, val."""
+    return {"train": data.train, "test": data.test} | ({"val": data.val} if data.val is not None else {})
+
+
 def evaluate_splits(
-    model: Network, data: Dataset, batch_size: int, limit: int | None = None, group: ProcessGroup | None = None
+    model: Network,
+    data: Dataset,
+    batch_size: int,
+    limit: int | None = None,
+    group: ProcessGroup | None = None,
+    on_batch: Callable[[int], object] | None = None,
 ) -> dict[str, float]:
     """``train_loss``, ``train_error``, ``test_loss``, ``test_error`` (error in %) of ``model`` on ``data``,
-    and ``val_loss``, ``val_error`` when ``data`` holds a validation split."""
-    splits = {"train": data.train, "test": data.test} | ({"val": data.val} if data.val is not None else {})
+    and ``val_loss``, ``val_error`` when ``data`` holds a validation split (``evaluated_splits``)."""
     metrics = {}
-    for name, split in splits.items():
-        metrics[f"{name}_loss"], metrics[f"{name}_error"] = evaluate(model, split, batch_size, limit, group)
+    for name, split in evaluated_splits(data).items():
+        loss, error = evaluate(model, split, batch_size, limit, group, on_batch)
+        metrics[f"{name}_loss"], metrics[f"{name}_error"] = loss, error
     return metrics
 
 

@@ -31,6 +31,7 @@ from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.rules import RULES
 from gevb.runs import RunFolder, check_out
+from gevb.text import counted
 from gevb.training import NonFiniteError, Trainer
 
 
@@ -223,11 +224,12 @@ def run_grid(
     threads = sorted({config.threads for config in configs if config.threads is not None})
     at_once = f"; {jobs} at once" if jobs > 1 else ""
     each = f", {'/'.join(map(str, threads))} CPU thread{'s' if threads[-1] > 1 else ''} each" if threads else ""
-    log(f"{len(runs)} runs: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}{at_once}{each}")
+    log(f"{counted(len(runs), 'run')}: {len(runs) - len(todo)} finished, {len(todo)} to train, in {out}{at_once}{each}")
     if threads and jobs * threads[-1] > cpu_cores():
         log(f"note: {jobs} jobs x {threads[-1]} threads exceed the {cpu_cores()} CPU cores; they slow each other")
     elif threads and len(todo) > jobs and jobs * threads[-1] < cpu_cores():
-        log(f"note: {jobs} job(s) x {threads[-1]} thread(s) leave CPU cores idle (--jobs auto fills all {cpu_cores()})")
+        idle = f"{counted(jobs, 'job')} x {counted(threads[-1], 'thread')} leave CPU cores idle"
+        log(f"note: {idle} (--jobs auto fills all {cpu_cores()})")
     results: dict[int, dict[str, Any]] = {
         i: RunFolder(out / run.name).read_result() for i, run in enumerate(runs) if statuses[i] == "done"
     }
@@ -241,7 +243,7 @@ def run_grid(
         else:
             log(
                 f"{counter}: test {result['test_error']:.2f}% (train {result['train_error']:.2f}%), "
-                f"{result['epochs']} epochs, {result['seconds']:.1f} s"
+                f"{counted(result['epochs'], 'epoch')}, {result['seconds']:.1f} s"
             )
 
     with StopSignals(raising=jobs == 1) as signals:

@@ -18,6 +18,7 @@ from gevb.alignment import measure_alignment
 from gevb.checkpoint import save_checkpoint
 from gevb.config import TrainConfig
 from gevb.data import Dataset
+from gevb.evaluation import evaluated_splits
 from gevb.models import Network
 from gevb.rules import Rule
 from gevb.runs import RunFolder, flat_record
@@ -41,7 +42,9 @@ class Trainer(Protocol):
     @property
     def finished(self) -> bool: ...
 
-    def evaluate(self, limit: int | None = None) -> dict[str, float]: ...
+    def evaluate(
+        self, limit: int | None = None, on_batch: Callable[[int], object] | None = None
+    ) -> dict[str, float]: ...
 
     def state(self) -> dict[str, Any]: ...
 
@@ -72,10 +75,21 @@ class Hook:
 
 
 class Evaluation(Hook):
-    """Loss and error % on both splits (``train_loss``, ``train_error``, ``test_loss``, ``test_error``)."""
+    """Loss and error % on every split (``train_loss``, ``train_error``, ``test_loss``, ``test_error``, and
+    ``val_loss``, ``val_error`` with a validation split); with ``progress``, a tqdm bar of the examples evaluated
+    (on a large data set an evaluation takes as long as many steps; the step bar would stand still)."""
+
+    def __init__(self, progress: bool = False) -> None:
+        self.progress = progress
 
     def measure(self, trainer: Trainer, limit: int | None = None) -> Record:
-        return trainer.evaluate(limit)
+        if not self.progress:
+            return trainer.evaluate(limit)
+        sizes = [
+            len(split) if limit is None else min(limit, len(split)) for split in evaluated_splits(trainer.data).values()
+        ]
+        with tqdm(total=sum(sizes), desc="evaluating", unit="example", leave=False, dynamic_ncols=True) as bar:
+            return trainer.evaluate(limit, bar.update)
 
 
 class AlignmentTracking(Hook):
@@ -205,7 +219,7 @@ def standard_hooks(
     """``Evaluation``, then ``AlignmentTracking`` (``config.track_alignment``), ``ProgressBar``
     (``progress``), ``EvaluationLog`` (``log``), ``RunFolderWriter`` (``folder``) and ``TensorBoardLog``
     (``config.tensorboard``, into ``folder``)."""
-    hooks: list[Hook] = [Evaluation()]
+    hooks: list[Hook] = [Evaluation(progress)]
     if config.track_alignment:
         hooks.append(AlignmentTracking())
     if progress:

@@ -24,6 +24,7 @@ from gevb.config import IDENTITY_FIELDS, TrainConfig, dump_config, load_config
 from gevb.files import atomic_file, is_partial, json_text, read_text
 from gevb.locks import LOCK_NAME, FolderLock
 from gevb.models.specs import ArchitectureSpec, spec_yaml
+from gevb.text import counted
 
 
 def flat_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -172,15 +173,15 @@ class RunFolder:
             if saved.lr_schedule == "cosine" and config.epochs != saved.epochs:
                 raise ValueError(
                     f"{self.path} follows a cosine schedule that reaches lr 0 at epoch {saved.epochs}, the length it "
-                    f"started with, so a resume keeps --epochs {saved.epochs}; train a run of {config.epochs} epochs "
-                    "in another --out"
+                    f"started with, so a resume keeps --epochs {saved.epochs}; train a run of "
+                    f"{counted(config.epochs, 'epoch')} in another --out"
                 )
             if not self.checkpoint_path.exists():
                 return None
             checkpoint = load_checkpoint(self.checkpoint_path)
             if checkpoint["epoch"] > config.epochs:
                 raise ValueError(
-                    f"{self.path} has already trained {checkpoint['epoch']} epochs; resume it with "
+                    f"{self.path} has already trained {counted(checkpoint['epoch'], 'epoch')}; resume it with "
                     f"--epochs {checkpoint['epoch']} or more, or choose another --out"
                 )
             return checkpoint

@@ -234,10 +234,16 @@ class Trainer:
 
     def stop(self, what: str) -> None:
         """Raise NonFiniteError saying what was not finite, what was kept and what to do."""
-        if self.folder is not None and self.folder.checkpoint_path.exists():
+        losses = [value for key, value in (self.last_eval or {}).items() if key.endswith("_loss")]
+        if self.folder is not None and self.folder.checkpoint_path.exists() and all(map(math.isfinite, losses)):
             kept = (
                 f"the last good checkpoint (epoch {self.epoch}) is kept in {self.folder.path}: fix the data and "
                 "continue with --resume, or start again in another --out with a lower --lr"
+            )
+        elif self.folder is not None and self.folder.checkpoint_path.exists():  # skipped steps, yet no finite loss
+            kept = (
+                f"the last checkpoint (epoch {self.epoch}) is kept in {self.folder.path}, but its evaluation's losses "
+                "are not finite either: start again in another --out with a lower --lr"
             )
         else:
             where = (
@@ -248,9 +254,10 @@ class Trainer:
             kept = f"nothing was kept{where}. Run again with a lower --lr, check the data, or pass --on-nonfinite skip"
         raise NonFiniteError(f"non-finite {what}; training stopped and {kept}")
 
-    def evaluate(self, limit: int | None = None) -> dict[str, float]:
-        """Loss and error % on both splits (their first ``limit`` examples), over all processes."""
-        return evaluate_splits(self.model, self.data, self.config.eval_batch_size, limit, self.group)
+    def evaluate(self, limit: int | None = None, on_batch: Callable[[int], object] | None = None) -> dict[str, float]:
+        """Loss and error % on every split (their first ``limit`` examples), over all processes; ``on_batch`` is
+        called with each batch's example count."""
+        return evaluate_splits(self.model, self.data, self.config.eval_batch_size, limit, self.group, on_batch)
 
     def measure(self, limit: int | None = None) -> dict[str, Any]:
         """Every hook's ``measure``, merged: the metrics of one evaluation."""

@@ -41,6 +41,7 @@ from gevb.paper import (
 )
 from gevb.rules import RULES
 from gevb.runs import Run, collect_runs
+from gevb.text import counted
 
 CSV_FIELDS = (
     "dataset", "model", "rule", "sign", "seed", "epochs", "train_error", "test_error", "seconds", "finished", "run",
@@ -182,11 +183,11 @@ def render_group(rows: Sequence[dict[str, Any]], dataset: str, settings: str) ->
         f"{dataset_title(dataset)}, "
         + ("the paper's protocol" if compare else f"settings that differ from the paper's protocol: {settings}")
         + f": test error % (train error % in brackets), {spread}, each run at its last evaluation; "
-        f"{finished} of {len(mine)} runs finished, at most {epochs} epochs. rule = GEVB in the -Vec rows, DFA in "
-        "the others."
+        f"{finished} of {counted(len(mine), 'run')} finished, at most {counted(epochs, 'epoch')}. "
+        "rule = GEVB in the -Vec rows, DFA in the others."
     )
     if repeats:
-        caption += f" {repeats} run(s) repeating a seed of their cell are left out."
+        caption += f" {counted(repeats, 'run')} repeating a seed of their cell are left out."
     if published and compare:
         caption += " paper: the published mean of 5 runs (train error in brackets where not ~0); Δ = ours - paper."
     elif published:

@@ -31,6 +31,7 @@ from gevb.models.summary import summary_rows, summary_text
 from gevb.paper import broadcast_rule, dataset_title, model_title
 from gevb.rules import RULES
 from gevb.runs import Run, RunFolder
+from gevb.text import counted
 
 
 def command_width_scaling(args: argparse.Namespace) -> int:
@@ -87,7 +88,7 @@ def command_sign_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text({"config": config.to_dict(), "examples": len(x), "layers": result}))
         return 0
-    print(f"{config.model} / {config.rule} / {config.sign} on {config.dataset}, {what}, {len(x)} examples:")
+    print(f"{config.model} / {config.rule} / {config.sign} on {config.dataset}, {what}, {counted(len(x), 'example')}:")
     print("fraction of weights whose update and BP gradient have opposite signs, per example")
     for name, row in result.items():
         print(
@@ -131,7 +132,7 @@ def command_cluster_quality(args: argparse.Namespace) -> int:
         print(
             f"within-class / overall RMS distance of the t-SNE embedding ({len(x)} {args.split} examples): "
             f"{summary['initial_ratio']:.3f} at initialization, {summary['trained_ratio']:.3f} after "
-            f"{parts.epoch} epochs (improvement {summary['improvement']:+.3f})"
+            f"{counted(parts.epoch, 'epoch')} (improvement {summary['improvement']:+.3f})"
         )
     return 0
 

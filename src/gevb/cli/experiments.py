@@ -16,6 +16,7 @@ from gevb.init import SIGNS
 from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
 from gevb.rules import RULES
 from gevb.runs import check_out
+from gevb.text import counted
 
 
 def shard_part(text: str) -> tuple[int, int]:
@@ -53,7 +54,10 @@ def command_reproduce(args: argparse.Namespace) -> int:
     print_report(write_report(out), args.quiet)
     failed = [result for result in results if "error" in result]
     if failed:
-        print(f"gevb reproduce: {len(failed)} runs stopped at a non-finite loss or weight (see above)", file=sys.stderr)
+        print(
+            f"gevb reproduce: {counted(len(failed), 'run')} stopped at a non-finite loss or weight (see above)",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
@@ -63,7 +67,7 @@ def print_report(report: dict[str, Any], quiet: bool = False) -> None:
         print("\n".join(report["tables"].values()))
     if report["skipped"]:
         print(f"note: {report['skipped']}", file=sys.stderr)
-    print(f"{report['runs']} runs; wrote {', '.join(report['files'])}")
+    print(f"{counted(report['runs'], 'run')}; wrote {', '.join(report['files'])}")
 
 
 def command_report(args: argparse.Namespace) -> int:

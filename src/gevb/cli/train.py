@@ -39,6 +39,7 @@ from gevb.paper import broadcast_rule
 from gevb.precision import PRECISIONS
 from gevb.rules import RULES
 from gevb.runs import RunFolder, check_out
+from gevb.text import counted
 from gevb.training import Trainer
 
 DEFAULTS = TrainConfig()
@@ -157,7 +158,7 @@ def command_train(args: argparse.Namespace) -> int:
         val = f", val {result['val_error']:.2f}% (loss {result['val_loss']:.4f})" if "val_error" in result else ""
         emit(
             f"{done}test error {result['test_error']:.2f}% (train {result['train_error']:.2f}%{val}) "
-            f"after {result['epochs']} epochs, {result['seconds']:.1f} s{where}"
+            f"after {counted(result['epochs'], 'epoch')}, {result['seconds']:.1f} s{where}"
         )
     return 0
 

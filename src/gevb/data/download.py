@@ -66,18 +66,27 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Pa
         choices = ", ".join(MD5S)
         raise DataError(f"{name!r} cannot be downloaded; choose one of {choices} (digits ships with scikit-learn)")
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir(name)
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(f"{folder}: cannot create the data folder ({error}); pass --data-dir DIR") from error
-    if name == "cifar10":
-        if not all((folder / file).is_file() for file in CIFAR_FILES):
-            archive = fetch(name, CIFAR_ARCHIVE, folder)
-            extract_cifar(archive, folder)
-            archive.unlink()
-    else:
-        for file in MD5S[name]:
-            fetch(name, file, folder)
+    try:
+        if name == "cifar10":
+            if not all((folder / file).is_file() for file in CIFAR_FILES):
+                archive = fetch(name, CIFAR_ARCHIVE, folder)
+                extract_cifar(archive, folder)
+                archive.unlink()
+        else:
+            for file in MD5S[name]:
+                fetch(name, file, folder)
+    except BaseException:  # a failed download leaves no folder it created and left empty
+        for path in created:
+            try:
+                path.rmdir()  # only an empty folder
+            except OSError:
+                break
+        raise
     return folder
 
 
