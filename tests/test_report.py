@@ -185,7 +185,7 @@ def test_runs_pool_only_with_their_own_configuration_and_differ_from_the_paper_w
     assert len(tables) == 4 and tables[0].startswith("MNIST, the paper's protocol")
     first = table_body(tables[0])
     assert first[0][1] == f"2.50 ± {statistics.stdev([2.0, 3.0]):.2f} (0.50)"  # seeds 0 and 1, the repeat left out
-    assert first[0][2] == "1.87 (0.06) (+0.63)" and "1 run(s) repeating a seed" in tables[0]
+    assert first[0][2] == "1.87 (0.06) (+0.63)" and "1 run repeating a seed" in tables[0]
     for table, settings, error in zip(tables[1:], ("epochs=3", "lr=0.001", "widths=64,64"), (40, 50, 60), strict=True):
         assert f"differ from the paper's protocol: {settings}:" in table
         body = table_body(table)
@@ -199,7 +199,7 @@ def test_report_of_unrelated_train_runs_groups_them(tmp_path, capsys):
         assert main([*argv, str(tmp_path / name), *extra]) == 0
     report = write_report(tmp_path)
     text = report["tables"]["digits"]
-    assert text.count("| FC-Vec |") == 2 and "1 run(s) repeating a seed" in text
+    assert text.count("| FC-Vec |") == 2 and "1 run repeating a seed" in text
     assert "differ from the paper's protocol: widths=16,12, epochs=1, eval_every=1, stop_at_100=False:" in text
     with open(tmp_path / "results.csv") as file:
         settings = [row["settings"] for row in csv.DictReader(file)]
