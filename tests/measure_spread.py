@@ -4,6 +4,7 @@ over seeds, torch thread counts and the fast paths on and off, one configuration
     python tests/measure_spread.py run --threads 1 --fast on --seeds 0-4 --out spread/t1-fast.json
     python tests/measure_spread.py run --threads 1 --fast on --seeds 0 --corruption zero --out spread/zero.json
     python tests/measure_spread.py run --what mean_update --rules node-perturbation --seeds 0-4 --out spread/np.json
+    python tests/measure_spread.py docs --threads 1 --fast on --out spread/docs-t1-fast.json
     python tests/measure_spread.py summary spread/*.json
     python tests/measure_spread.py table --runs spread/t*.json --corrupted spread/zero.json spread/random.json
 
@@ -230,6 +231,24 @@ def others(args: argparse.Namespace) -> None:
             out.write_text(json.dumps(results, indent=1))
 
 
+def docs(args: argparse.Namespace) -> None:
+    """The documented runs (``doc_numbers.RUNS``) at ``--threads``, fast paths ``--fast``."""
+    import torch
+
+    import doc_numbers
+    import gevb.layers.dispatch as dispatch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with dispatch.reference_paths() if args.fast == "off" else _nothing():
+        for model, rule in doc_numbers.RUNS:
+            if f"{model} {rule}" not in results:
+                results[f"{model} {rule}"] = doc_numbers.measure(model, rule, args.threads)
+                out.write_text(json.dumps(results, indent=1))
+                print(model, rule, results[f"{model} {rule}"]["test_error"], flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -251,11 +270,16 @@ def main() -> None:
     other.add_argument("--fast", choices=["on", "off"], default="on")
     other.add_argument("--seeds", type=seeds, default=[0])
     other.add_argument("--out", required=True)
+    documented = commands.add_parser("docs", help="the runs docs/rules.md reports (tests/doc_numbers.py)")
+    documented.add_argument("--threads", type=int, default=1)
+    documented.add_argument("--fast", choices=["on", "off"], default="on")
+    documented.add_argument("--out", required=True)
     learn = commands.add_parser("bounds")
     learn.add_argument("--runs", nargs="+", required=True)
     learn.add_argument("--meaningful", type=float, default=0.87, help="largest bound that still means learning")
     args = parser.parse_args()
-    {"run": run, "summary": summary, "table": table, "bounds": learning_bounds, "others": others}[args.command](args)
+    chosen = {"run": run, "summary": summary, "table": table, "bounds": learning_bounds, "others": others, "docs": docs}
+    chosen[args.command](args)
 
 
 if __name__ == "__main__":
