@@ -86,6 +86,7 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 SPLIT = ("test_learning.py", "test_corruption.py", "test_step.py")  # the suite's largest files
+ALONE = ("test_doc_numbers.py",)  # files whose tests share nothing: each test a group of its own
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups off the items
@@ -98,7 +99,9 @@ def pytest_collection_modifyitems(items) -> None:
         path = item.nodeid.split("::")[0]
         group = Path(path).stem  # short: pytest-xdist appends it to every test id
         params = getattr(item, "callspec", None)
-        if path.endswith(SPLIT) and params is not None:
+        if path.endswith(ALONE) and params is not None:
+            group += f":{params.id}"
+        elif path.endswith(SPLIT) and params is not None:
             given = params.params
             declared = getattr(item.obj, "triples", None)  # learning.uses
             arch, _, sign = given.get("triple") or (

@@ -5,6 +5,7 @@ over seeds, torch thread counts and the fast paths on and off, one configuration
     python tests/measure_spread.py run --threads 1 --fast on --seeds 0 --corruption zero --out spread/zero.json
     python tests/measure_spread.py run --what mean_update --rules node-perturbation --seeds 0-4 --out spread/np.json
     python tests/measure_spread.py docs --threads 1 --fast on --out spread/docs-t1-fast.json
+    python tests/measure_spread.py doc-table --documented spread/docs-t1-fast.json --runs spread/docs-*.json
     python tests/measure_spread.py summary spread/*.json
     python tests/measure_spread.py table --runs spread/t*.json --corrupted spread/zero.json spread/random.json
 
@@ -249,6 +250,32 @@ def docs(args: argparse.Namespace) -> None:
                 print(model, rule, results[f"{model} {rule}"]["test_error"], flush=True)
 
 
+def doc_table(args: argparse.Namespace) -> None:
+    """docs/rules.md's table from ``--documented`` (the configuration the table states) with each run's test error
+    range over every file of ``--runs``, then ``SPREAD`` for tests/test_doc_numbers.py: per run the largest
+    difference from the documented value of the test error, the train error and any angle."""
+    import doc_numbers
+
+    documented = json.loads(Path(args.documented).read_text())
+    runs = [json.loads(Path(path).read_text()) for path in args.runs]
+    angles = lambda values: ", ".join(f"{value:.0f}" for value in values)  # noqa: E731
+    for model, rule in doc_numbers.RUNS:
+        key, row = f"{model} {rule}", documented[f"{model} {rule}"]
+        errors = [run[key]["test_error"] for run in runs]
+        cells = [f"{row['test_error']:.2f} ({row['train_error']:.2f})", f"{min(errors):.2f}-{max(errors):.2f}"]
+        cells += [angles(row[name]) for name in doc_numbers.ANGLES]
+        print(f"| `{key}` | " + " | ".join(cells) + " |")
+    print()
+    for model, rule in doc_numbers.RUNS:
+        key, row = f"{model} {rule}", documented[f"{model} {rule}"]
+        spread = [max(abs(run[key][name] - row[name]) for run in runs) for name in ("test_error", "train_error")]
+        pairs = [
+            pair for run in runs for name in doc_numbers.ANGLES for pair in zip(run[key][name], row[name], strict=True)
+        ]
+        spread.append(max(abs(a - b) for a, b in pairs))
+        print(f'    ("{model}", "{rule}"): ({spread[0]:.2f}, {spread[1]:.2f}, {spread[2]:.1f}),')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -274,11 +301,15 @@ def main() -> None:
     documented.add_argument("--threads", type=int, default=1)
     documented.add_argument("--fast", choices=["on", "off"], default="on")
     documented.add_argument("--out", required=True)
+    documented_table = commands.add_parser("doc-table", help="docs/rules.md's table and test_doc_numbers's SPREAD")
+    documented_table.add_argument("--documented", required=True, help="the configuration the table states")
+    documented_table.add_argument("--runs", nargs="+", required=True, help="every configuration measured")
     learn = commands.add_parser("bounds")
     learn.add_argument("--runs", nargs="+", required=True)
     learn.add_argument("--meaningful", type=float, default=0.87, help="largest bound that still means learning")
     args = parser.parse_args()
-    chosen = {"run": run, "summary": summary, "table": table, "bounds": learning_bounds, "others": others, "docs": docs}
+    chosen = {"run": run, "summary": summary, "table": table, "bounds": learning_bounds, "others": others}
+    chosen |= {"docs": docs, "doc-table": doc_table}
     chosen[args.command](args)
 
 

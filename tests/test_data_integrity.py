@@ -97,3 +97,22 @@ def test_a_changed_class_count_is_named_as_changed_data_not_another_model(tmp_pa
     assert main(["eval", run, "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "another model" not in err and "sha256" in err
+
+
+def test_a_built_in_data_set_is_fingerprinted_by_its_files_and_a_changed_file_is_named(tmp_path, capsys):
+    from test_data import TRAIN_LABELS, fake_mnist, idx_bytes
+
+    arrays = fake_mnist(tmp_path / "mnist", n_train=40, n_test=20)
+    run = str(tmp_path / "run")
+    argv = ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"), "--model", "fc", "--rule", "bp"]
+    assert main([*argv, "--widths", "8,8", "--epochs", "1", "--out", run, "--json", *QUIET]) == 0
+    recorded = __import__("json").loads(capsys.readouterr().out.strip().splitlines()[-1])["data"]
+    assert len(recorded["files"]) == 4
+    for path, sha in recorded["files"].items():
+        with open(path, "rb") as file:
+            assert hashlib.sha256(file.read()).hexdigest() == sha
+    labels = tmp_path / "mnist" / TRAIN_LABELS
+    labels.write_bytes(idx_bytes(arrays[TRAIN_LABELS][::-1].copy()))  # the same labels, another order
+    assert main(["eval", run, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(labels) in err[0] and recorded["files"][str(labels)] in err[0]
