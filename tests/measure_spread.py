@@ -5,7 +5,8 @@ over seeds, torch thread counts and the fast paths on and off, one configuration
     python tests/measure_spread.py run --threads 1 --fast on --seeds 0 --corruption zero --out spread/zero.json
     python tests/measure_spread.py run --what mean_update --rules node-perturbation --seeds 0-4 --out spread/np.json
     python tests/measure_spread.py docs --threads 1 --fast on --out spread/docs-t1-fast.json
-    python tests/measure_spread.py doc-table --documented spread/docs-t1-fast.json --runs spread/docs-*.json
+    python tests/measure_spread.py doc-table --documented spread/docs-t1-fast.json --runs spread/docs-*.json \
+        --elsewhere tests/doc_numbers_elsewhere.json
     python tests/measure_spread.py summary spread/*.json
     python tests/measure_spread.py table --runs spread/t*.json --corrupted spread/zero.json spread/random.json
 
@@ -252,26 +253,31 @@ def docs(args: argparse.Namespace) -> None:
 
 def doc_table(args: argparse.Namespace) -> None:
     """docs/rules.md's table from ``--documented`` (the configuration the table states) with each run's test error
-    range over every file of ``--runs``, then ``SPREAD`` for tests/test_doc_numbers.py: per run the largest
-    difference from the documented value of the test error, the train error and any angle."""
+    range over every configuration (the files of ``--runs``, and each machine of ``--elsewhere``: numbers the same
+    command gave on other machines, some statistics only), then ``SPREAD`` for tests/test_doc_numbers.py: per run
+    the largest difference from the documented value of the test error, the train error and any angle."""
     import doc_numbers
 
     documented = json.loads(Path(args.documented).read_text())
     runs = [json.loads(Path(path).read_text()) for path in args.runs]
+    if args.elsewhere:
+        runs += [machine for machine in json.loads(Path(args.elsewhere).read_text()).values()]
     angles = lambda values: ", ".join(f"{value:.0f}" for value in values)  # noqa: E731
     for model, rule in doc_numbers.RUNS:
         key, row = f"{model} {rule}", documented[f"{model} {rule}"]
-        errors = [run[key]["test_error"] for run in runs]
+        errors = [run[key]["test_error"] for run in runs if key in run]
         cells = [f"{row['test_error']:.2f} ({row['train_error']:.2f})", f"{min(errors):.2f}-{max(errors):.2f}"]
         cells += [angles(row[name]) for name in doc_numbers.ANGLES]
         print(f"| `{key}` | " + " | ".join(cells) + " |")
     print()
     for model, rule in doc_numbers.RUNS:
         key, row = f"{model} {rule}", documented[f"{model} {rule}"]
-        spread = [max(abs(run[key][name] - row[name]) for run in runs) for name in ("test_error", "train_error")]
+        found = [run[key] for run in runs if key in run]
+        spread = [max(abs(r[name] - row[name]) for r in found if name in r) for name in ("test_error", "train_error")]
         pairs = [
-            pair for run in runs for name in doc_numbers.ANGLES for pair in zip(run[key][name], row[name], strict=True)
-        ]
+            pair for r in found for name in doc_numbers.ANGLES if name in r
+            for pair in zip(r[name], row[name], strict=True)
+        ]  # fmt: skip
         spread.append(max(abs(a - b) for a, b in pairs))
         print(f'    ("{model}", "{rule}"): ({spread[0]:.2f}, {spread[1]:.2f}, {spread[2]:.1f}),')
 
@@ -304,6 +310,7 @@ def main() -> None:
     documented_table = commands.add_parser("doc-table", help="docs/rules.md's table and test_doc_numbers's SPREAD")
     documented_table.add_argument("--documented", required=True, help="the configuration the table states")
     documented_table.add_argument("--runs", nargs="+", required=True, help="every configuration measured")
+    documented_table.add_argument("--elsewhere", help="the same runs on other machines (doc_numbers_elsewhere.json)")
     learn = commands.add_parser("bounds")
     learn.add_argument("--runs", nargs="+", required=True)
     learn.add_argument("--meaningful", type=float, default=0.87, help="largest bound that still means learning")
