@@ -60,6 +60,12 @@ def valid_pairs() -> list[tuple[str, str]]:
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+def one_thread_env() -> dict[str, str]:
+    """The environment for a child process: this one's, with one torch thread (OMP_NUM_THREADS), as the suite's
+    own tests run, so that a child does not slow to a third sharing a core with the other pytest worker."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def require_data(path: Path, install: str) -> None:
     """Skip when a real data set is absent; fail instead under GEVB_REQUIRE_DATA=1 (CI sets it)."""
     if not path.exists():
@@ -86,7 +92,9 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 SPLIT = ("test_learning.py", "test_corruption.py", "test_step.py")  # the suite's largest files
-ALONE = ("test_doc_numbers.py",)  # files whose tests share nothing: each test a group of its own
+# files whose tests share no fixture or cache: each test a group of its own, so that the long ones spread
+ALONE = ("test_doc_numbers.py", "test_distributed.py", "test_grid_signals.py", "test_run_lock.py",
+         "test_system_errors.py", "test_readme.py", "test_faults.py", "test_cli.py")  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups off the items
@@ -99,8 +107,8 @@ def pytest_collection_modifyitems(items) -> None:
         path = item.nodeid.split("::")[0]
         group = Path(path).stem  # short: pytest-xdist appends it to every test id
         params = getattr(item, "callspec", None)
-        if path.endswith(ALONE) and params is not None:
-            group += f":{params.id}"
+        if path.endswith(ALONE):
+            group += f":{item.name}"
         elif path.endswith(SPLIT) and params is not None:
             given = params.params
             declared = getattr(item.obj, "triples", None)  # learning.uses

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import valid_pairs
+from conftest import one_thread_env, valid_pairs
 from gevb.cli import build_parser, main
 from gevb.config import TrainConfig
 from gevb.data.sources import IDX_FILES
@@ -134,7 +134,7 @@ def test_out_folder_with_another_run_is_refused_and_kept(capsys, tmp_path):
 def test_console_entry_point_runs_and_fails_cleanly():
     ok = subprocess.run(
         [sys.executable, "-m", "gevb", "train", "--dry-run", "--json", "--device", "cpu"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=one_thread_env(),
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert last_json(ok.stdout)["config"] == TrainConfig(device="cpu").to_dict()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import one_thread_env
 from gevb import TrainConfig, Trainer, load_dataset
 from gevb.checkpoint import load_checkpoint, save_checkpoint
 from gevb.cli import main
@@ -92,7 +93,8 @@ def test_sigkill_at_a_random_moment_then_resume_ends_identical(tmp_path):
     evaluations = []
     for _attempt in range(2):  # two kills at random moments, each after this process's first evaluation
         before = len(evaluations)
-        process = subprocess.Popen([*command, *(["--resume"] if killed.exists() else [])], stderr=subprocess.PIPE)
+        resume = ["--resume"] if killed.exists() else []
+        process = subprocess.Popen([*command, *resume], stderr=subprocess.PIPE, env=one_thread_env())
         while len(evaluations) <= before and process.poll() is None:  # this process has trained an epoch
             time.sleep(0.01)
             evaluations = metrics_lines(killed / "metrics.jsonl")

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import gevb.grid as grid
+from conftest import one_thread_env
 from gevb.analysis.report import result_rows
 from gevb.cli import main
 from gevb.config import TrainConfig
@@ -93,11 +94,21 @@ def result_stamps(out: Path) -> dict[str, int]:
     return {path.parent.name: path.stat().st_mtime_ns for path in out.glob("*/result.json")}
 
 
+SMALL = [64, 32]  # hidden widths of the fc-vec and fc runs of ``trained_grid``
+
+
+def small_grid_argv(out: Path, *extra: str) -> list[str]:
+    """``grid_argv`` of fc-vec and fc runs with ``SMALL`` widths (a config file beside ``out``)."""
+    config = out.parent / "small.yaml"
+    config.write_text(f"widths: {SMALL}\n")
+    return grid_argv(out, "--config", str(config), *extra)
+
+
 @pytest.fixture(scope="module")
 def trained_grid(tmp_path_factory) -> Path:
     """One 8-run grid trained once for the tests of this file (each copies it before changing it)."""
     out = tmp_path_factory.mktemp("trained") / "grid"
-    assert main(grid_argv(out, "--quiet")) == 0
+    assert main(small_grid_argv(out, "--quiet")) == 0
     return out
 
 
@@ -106,11 +117,11 @@ def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path, trained_g
     shutil.copytree(trained_grid, out)
     stamps = result_stamps(out)
     assert len(stamps) == 8
-    assert main(grid_argv(out)) == 0
+    assert main(small_grid_argv(out)) == 0
     text = capsys.readouterr().out
     assert "8 runs: 8 finished, 0 to train" in text and "[1/" not in text
     assert result_stamps(out) == stamps
-    longer = TrainConfig(dataset="digits", epochs=4, eval_every=1, stop_at_100=True, device="cpu")
+    longer = TrainConfig(dataset="digits", widths=SMALL, epochs=4, eval_every=1, stop_at_100=True, device="cpu")
     runs = grid_runs(longer, 1, models=["fc"])
     assert {run_status(out, run) for run in runs} == {"partial"}  # finished at 3 epochs, asked for 4
     results = run_grid(runs, out)
@@ -122,7 +133,7 @@ def test_rerun_trains_nothing_and_more_epochs_resume(capsys, tmp_path, trained_g
 def test_a_folder_holding_a_different_run_stops_the_grid_before_training(trained_grid):
     out = trained_grid
     with pytest.raises(ValueError, match="holds a run with eval_every=1, not 2"):
-        run_grid(grid_runs(TrainConfig(dataset="digits", epochs=3, eval_every=2, device="cpu"), 1), out)
+        run_grid(grid_runs(TrainConfig(dataset="digits", widths=SMALL, epochs=3, eval_every=2, device="cpu"), 1), out)
 
 
 def checkpoint_stamps(out: Path) -> dict[str, int]:
@@ -148,7 +159,9 @@ def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_pat
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "gevb", *argv(out, "2")], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gevb", *argv(out, "2")], stdout=subprocess.DEVNULL, env=one_thread_env()
+    )
     deadline = time.monotonic() + 120
     while not result_stamps(out) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)

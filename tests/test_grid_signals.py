@@ -125,11 +125,11 @@ def test_an_interrupted_grid_resumes_to_exactly_the_uninterrupted_one(tmp_path, 
     reference, out = tmp_path / "reference" / "grid", tmp_path / "interrupted" / "grid"
     reference.parent.mkdir()
     out.parent.mkdir()
-    assert main(grid_argv(reference, epochs=40, jobs=1)) == 0
-    ended = interrupt(out, epochs=40, jobs=2, signum=signal.SIGINT, group=True)
+    assert main(grid_argv(reference, epochs=10, jobs=1)) == 0
+    ended = interrupt(out, epochs=10, jobs=2, signum=signal.SIGINT, group=True)
     assert ended.returncode == 130, ended.stderr
     assert len(list(out.glob("*/result.json"))) < 4, "the signal should land mid-grid"
-    assert main(grid_argv(out, epochs=40, jobs=2)) == 0
+    assert main(grid_argv(out, epochs=10, jobs=2)) == 0
     for name in RUN_NAMES:
         results = [json.loads((grid / name / "result.json").read_text()) for grid in (reference, out)]
         expected, resumed = ((r["epochs"], r["train_error"], r["test_error"]) for r in results)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import one_thread_env
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -27,7 +29,9 @@ def test_ci_runs_the_readme_test_command_with_the_data_installed():
 def test_python_example_is_the_example_file_and_runs():
     example = ROOT / "examples/quickstart.py"
     assert code_blocks("python")[0] == example.read_text()
-    result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=300, check=True, env=one_thread_env()
+    )
     error = float(re.search(r"training error ([\d.]+)%", result.stdout).group(1))
     assert error < 5.0, result.stdout  # measured 0.06% (seeds 0-4, threads 1 and 2, fast paths on and off)
 
@@ -35,8 +39,9 @@ def test_python_example_is_the_example_file_and_runs():
 def test_engine_example_runs_and_writes_its_run_folder(tmp_path):
     engine_example = code_blocks("python")[1]
     result = subprocess.run(
-        [sys.executable, "-c", engine_example], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True
-    )
+        [sys.executable, "-c", engine_example],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True, env=one_thread_env(),
+    )  # fmt: skip
     error = float(re.search(r"test error ([\d.]+)% after 5 epochs", result.stdout).group(1))
     assert error < 10.0, result.stdout  # measured 2.8-4.2% (seeds 0-4, threads 1 and 2, fast paths on and off)
     assert {p.name for p in (tmp_path / "runs/digits-bp-mixed").iterdir()} == {

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import one_thread_env
 from gevb.cli import main
 from gevb.locks import LOCK_NAME
 from gevb.runs import RunFolder
@@ -19,14 +20,16 @@ FAST = ["--epochs", "2", "--widths", "8,8", "--threads", "1", "--device", "cpu",
 
 
 def gevb(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gevb", *argv], stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gevb", *argv], stderr=subprocess.PIPE, text=True, env=one_thread_env()
+    )
 
 
 def test_two_runs_started_into_one_folder_03_s_apart_one_trains_the_other_is_refused(tmp_path):
     out = str(tmp_path / "mix")
-    first = gevb("train", "--epochs", "6", "--threads", "1", "--device", "cpu", "--quiet", "--out", out)
+    first = gevb("train", "--epochs", "3", "--threads", "1", "--device", "cpu", "--quiet", "--out", out)
     time.sleep(0.3)
-    second = gevb("train", "--epochs", "6", "--threads", "1", "--device", "cpu", "--quiet", "--lr", "1e-3",
+    second = gevb("train", "--epochs", "3", "--threads", "1", "--device", "cpu", "--quiet", "--lr", "1e-3",
                   "--model", "fc", "--out", out)  # fmt: skip
     codes = {first.wait(timeout=300): first, second.wait(timeout=300): second}
     assert sorted(codes) == [0, 2], {code: process.stderr.read() for code, process in codes.items()}
@@ -36,8 +39,8 @@ def test_two_runs_started_into_one_folder_03_s_apart_one_trains_the_other_is_ref
     config = RunFolder(out).read_config()
     assert (config.model, config.lr) == (("fc-vec", 3e-4) if winner is first else ("fc", 1e-3))
     epochs = [json.loads(line)["epoch"] for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == sorted(set(epochs)) and epochs[-1] == 6, epochs  # one run's records, in order
-    assert json.loads((Path(out) / "result.json").read_text())["epochs"] == 6
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 3, epochs  # one run's records, in order
+    assert json.loads((Path(out) / "result.json").read_text())["epochs"] == 3
 
 
 def test_a_run_killed_outright_leaves_no_stale_lock(tmp_path):

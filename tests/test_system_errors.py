@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_thread_env
 from gevb.checkpoint import load_checkpoint
 from gevb.cli import main
 
@@ -22,13 +23,16 @@ import resource, signal, sys
 from gevb.cli import main
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
-sys.exit(main(["train", "--epochs", "2", "--out", sys.argv[1], "--device", "cpu", "--quiet", *sys.argv[2:]]))
+sys.exit(main(["train", "--epochs", "2", "--widths", "64,64", "--threads", "1", "--out", sys.argv[1], "--device", "cpu",
+              "--quiet", *sys.argv[2:]]))
 """
 
 
 def full_disk(run: Path, *argv: str) -> str:
-    """``gevb train --epochs 2 --out run`` in a process that can write files of at most 20 kB: its one error line."""
-    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(run), *argv], capture_output=True, text=True, cwd=ROOT)
+    """``gevb train --epochs 2 --out run`` (a checkpoint of 590 kB) in a process that can write files of at most
+    20 kB: its one error line."""
+    command = [sys.executable, "-c", FULL_DISK, str(run), *argv]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=one_thread_env())
     err = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(err) == 1, done.stderr
     assert "enforce fail" not in err[0] and "inline_container" not in err[0] and "[Errno" not in err[0]
@@ -47,7 +51,7 @@ def test_a_full_disk_before_the_first_checkpoint_keeps_nothing_and_says_so(tmp_p
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE stands in for a full disk on Linux")
 def test_a_full_disk_on_a_resume_keeps_the_previous_checkpoint_and_says_so(tmp_path):
     run = tmp_path / "r"
-    assert main(["train", "--epochs", "1", "--out", str(run), "--device", "cpu", "--quiet"]) == 0
+    assert main(["train", "--epochs", "1", "--widths", "64,64", "--out", str(run), "--device", "cpu", "--quiet"]) == 0
     message = full_disk(run, "--resume")
     assert "checkpoint.pt" in message and "the previous checkpoint is kept" in message
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
