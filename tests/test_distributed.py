@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import one_thread_env
 from gevb.checkpoint import load_checkpoint
 from gevb.cli import main
+from gevb.locks import FolderLock
 
 # a vectorized and a conventional network end to end; every rule's data-parallel step is held to the one-process
 # reference in float64 by tests/test_step.py (test_two_gloo_processes_step_like_the_single_process_reference)
@@ -22,11 +24,11 @@ CASES = {
 }
 
 
-def torchrun(processes: int, argv: list[str]) -> subprocess.CompletedProcess:
+def torchrun(processes: int, argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # "--" keeps torchrun from reading gevb's flags (it would take --sign for its --signals-to-handle)
-    return subprocess.run([*command, "-m", "gevb", "--", *argv], capture_output=True, text=True, timeout=300, env=env)
+    command += ["-m", "gevb", "--", *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=one_thread_env())
 
 
 def final_state(run: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -66,3 +68,20 @@ def test_resume_under_torchrun_and_an_idle_process_on_short_batches(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert main([*argv, "--epochs", "2", "--out", str(tmp_path / "single")]) == 0
     assert_same_training(tmp_path / "parallel", tmp_path / "single")
+
+
+def test_a_run_folder_refused_in_one_process_stops_every_process(tmp_path):
+    """Rank 0 alone takes the folder's lock; held by another process here, it refuses the run, and the other
+    rank stops too (it waited in the run's first collective until torchrun's timeout)."""
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = FolderLock(out)
+    holder.acquire()
+    try:
+        argv = ["train", *CASES["gevb"], "--epochs", "1", "--device", "cpu", "--quiet", "--out", str(out)]
+        done = torchrun(2, argv, timeout=120)
+    finally:
+        holder.release()
+    assert done.returncode != 0 and "exitcode: 2" in done.stderr, done.stderr[-2000:]  # torchrun reports rank 0's
+    assert f"in use by process {os.getpid()}" in done.stderr and "refused this run in another" in done.stderr
+    assert "SIGABRT" not in done.stderr and "gevb/" not in done.stderr, done.stderr[-2000:]  # no traceback of ours

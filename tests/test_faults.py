@@ -20,7 +20,7 @@ from conftest import one_thread_env
 from gevb import TrainConfig, Trainer, load_dataset
 from gevb.checkpoint import load_checkpoint, save_checkpoint
 from gevb.cli import main
-from gevb.training import NonFiniteError
+from gevb.faults import NonFiniteError
 
 SMALL = TrainConfig(model="fc-vec", widths=[16, 12], device="cpu", eval_every=1)
 

@@ -66,6 +66,15 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def all_agree(ok: bool, group: ProcessGroup | None) -> bool:
+    """Whether ``ok`` holds in every process (a barrier: no process returns before all have called it)."""
+    if group is None:
+        return ok
+    flag = torch.tensor([int(ok)])
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 def local_part(index: torch.Tensor, group: ProcessGroup | None) -> torch.Tensor:
     """This process's contiguous slice of a global batch's indices (sizes differ by at most one)."""
     return index if group is None else index.tensor_split(group.world)[group.rank]

@@ -24,6 +24,7 @@ import torch
 from gevb.build import resolve_device
 from gevb.config import TrainConfig
 from gevb.data import Dataset, load_dataset
+from gevb.faults import NonFiniteError
 from gevb.init import SIGNS
 from gevb.jobs import JOB_STOP, StopSignals, run_jobs
 from gevb.locks import FolderLock
@@ -32,7 +33,7 @@ from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.rules import RULES
 from gevb.runs import RunFolder, check_out
 from gevb.text import counted
-from gevb.training import NonFiniteError, Trainer
+from gevb.training import Trainer
 
 
 @dataclass(frozen=True)

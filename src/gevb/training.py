@@ -25,8 +25,16 @@ from gevb.checkpoint import capture_rng, load_module_state, restore_rng
 from gevb.config import SEGMENT_FIELDS, TrainConfig
 from gevb.data import Dataset
 from gevb.data.fingerprint import check_same_data
-from gevb.distributed import ProcessGroup, average_over_processes, join_process_group, local_part, process_device
+from gevb.distributed import (
+    ProcessGroup,
+    all_agree,
+    average_over_processes,
+    join_process_group,
+    local_part,
+    process_device,
+)
 from gevb.evaluation import evaluate_splits
+from gevb.faults import NonFiniteError, nonfinite_stop
 from gevb.hooks import Hook, standard_hooks
 from gevb.models.specs import is_spec_file
 from gevb.precision import precision
@@ -36,10 +44,6 @@ from gevb.runs import RunFolder
 from gevb.threads import torch_threads
 
 Log = Callable[[str], None]
-
-
-class NonFiniteError(ArithmeticError):
-    """Training met a non-finite loss or weight (``on_nonfinite="stop"``); the CLI exits with status 3."""
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -97,10 +101,8 @@ class Trainer:
         if self.config.tensorboard and folder is None:
             raise ValueError("--tensorboard writes into the run folder: add --out DIR")
         self.folder = folder if main else None  # other processes read the checkpoint and write nothing
-        if self.folder is not None:
-            self.folder.lock()  # held until ``fit`` returns or raises
         try:
-            checkpoint = folder.check(self.config, resume) if folder is not None else None
+            checkpoint = self.check_folder(folder, resume)  # the lock taken, held until ``fit`` returns or raises
             self.run_config = folder.run_config(self.config) if folder is not None else self.config
             self.log = log if log is not None and main else (lambda line: None)
             self.batch_order = seed_everything(self.config.seed)
@@ -121,6 +123,21 @@ class Trainer:
         except BaseException:
             self.release()  # a failed start leaves the folder as it found it
             raise
+
+    def check_folder(self, folder: RunFolder | None, resume: bool) -> dict[str, Any] | None:
+        """Take the folder's lock (the writing process: rank 0 under torchrun) and ``folder.check`` it: the
+        checkpoint to resume from, if any. Under torchrun every process checks the folder, and none goes on
+        (rank 0 to write it) until all have: each reads the same checkpoint, and if one is refused, all stop."""
+        refused = None
+        try:
+            if self.folder is not None:
+                self.folder.lock()
+            checkpoint = folder.check(self.config, resume) if folder is not None else None
+        except (ValueError, OSError) as error:  # in use, holding another run, not writable
+            refused, checkpoint = error, None
+        if not all_agree(refused is None, self.group):
+            raise refused or ValueError(f"{folder.path} refused this run in another of its processes (rank 0 says why)")
+        return checkpoint
 
     def restore(self, checkpoint: dict[str, Any], source: Path) -> None:
         """Load a checkpoint written from ``state`` (same run-defining config), on the same data."""
@@ -234,25 +251,7 @@ class Trainer:
 
     def stop(self, what: str) -> None:
         """Raise NonFiniteError saying what was not finite, what was kept and what to do."""
-        losses = [value for key, value in (self.last_eval or {}).items() if key.endswith("_loss")]
-        if self.folder is not None and self.folder.checkpoint_path.exists() and all(map(math.isfinite, losses)):
-            kept = (
-                f"the last good checkpoint (epoch {self.epoch}) is kept in {self.folder.path}: fix the data and "
-                "continue with --resume, or start again in another --out with a lower --lr"
-            )
-        elif self.folder is not None and self.folder.checkpoint_path.exists():  # skipped steps, yet no finite loss
-            kept = (
-                f"the last checkpoint (epoch {self.epoch}) is kept in {self.folder.path}, but its evaluation's losses "
-                "are not finite either: start again in another --out with a lower --lr"
-            )
-        else:
-            where = (
-                " (no --out)"
-                if self.folder is None
-                else f" (no checkpoint was written yet; {self.folder.path} is left as it was)"
-            )
-            kept = f"nothing was kept{where}. Run again with a lower --lr, check the data, or pass --on-nonfinite skip"
-        raise NonFiniteError(f"non-finite {what}; training stopped and {kept}")
+        raise nonfinite_stop(what, self.folder, self.epoch, self.last_eval)
 
     def evaluate(self, limit: int | None = None, on_batch: Callable[[int], object] | None = None) -> dict[str, float]:
         """Loss and error % on every split (their first ``limit`` examples), over all processes; ``on_batch`` is

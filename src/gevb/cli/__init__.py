@@ -26,9 +26,9 @@ from gevb import __version__
 from gevb.cli import analysis, experiments, train
 from gevb.cli.common import Parser
 from gevb.distributed import leave_process_group
+from gevb.faults import NonFiniteError
 from gevb.files import system_error_text
 from gevb.memory import keep_freed_memory
-from gevb.training import NonFiniteError
 
 
 def build_parser() -> Parser:
