@@ -5,6 +5,7 @@ Downloads go to ``file://`` mirrors in a temporary folder; no test touches the n
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -23,10 +24,10 @@ import torch
 from torch.testing import assert_close
 
 from conftest import FASHION_MNIST, require_data
-from gevb.data import DATASETS, DataError, default_data_dir, download_dataset, load_dataset
-from gevb.data import download as download_module
+from gevb.data import DATASETS, DataError, Download, default_data_dir, download_dataset, load_dataset
 from gevb.data.digits import read_digits
-from gevb.data.sources import CIFAR_FILES, IDX_FILES, SYSTEM_DIRS
+from gevb.data.formats import IDX_FILES
+from gevb.data.sets.cifar10 import FILES as CIFAR_FILES
 
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = IDX_FILES
 
@@ -35,12 +36,25 @@ TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = IDX_FILES
 def offline(tmp_path, monkeypatch):
     """A private default data folder, and mirrors that point at an empty local folder."""
     monkeypatch.setenv("GEVB_DATA_DIR", str(tmp_path / "cache"))
-    for name in download_module.MIRRORS:
-        monkeypatch.setitem(download_module.MIRRORS, name, (mirror(tmp_path / "no-mirror"),))
+    for name, found in DATASETS.items():
+        if found.downloads:
+            set_mirrors(monkeypatch, name, tmp_path / "no-mirror")
 
 
 def mirror(folder: Path) -> str:
     return folder.as_uri() + "/"
+
+
+def set_mirrors(monkeypatch, name: str, *folders: Path) -> None:
+    """Data set ``name``'s mirrors, for the test: these local folders."""
+    mirrors = tuple(mirror(folder) for folder in folders)
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name], mirrors=mirrors))
+
+
+def set_md5(monkeypatch, name: str, file: str, md5: str) -> None:
+    """The md5 data set ``name`` declares for ``file``, for the test."""
+    downloads = tuple(Download(file, md5) if d.file == file else d for d in DATASETS[name].downloads)
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name], downloads=downloads))
 
 
 def md5(path: Path) -> str:
@@ -359,9 +373,9 @@ def mnist_remote(tmp_path, monkeypatch) -> tuple[Path, dict[str, np.ndarray]]:
     """Gzipped MNIST files behind a second mirror (the first one lacks them), with their md5 declared."""
     remote = tmp_path / "remote"
     arrays = fake_mnist(remote, gz=True)
-    monkeypatch.setitem(download_module.MIRRORS, "mnist", (mirror(tmp_path / "empty"), mirror(remote)))
+    set_mirrors(monkeypatch, "mnist", tmp_path / "empty", remote)
     for stem in IDX_FILES:
-        monkeypatch.setitem(download_module.MD5S["mnist"], f"{stem}.gz", md5(remote / f"{stem}.gz"))
+        set_md5(monkeypatch, "mnist", f"{stem}.gz", md5(remote / f"{stem}.gz"))
     return remote, arrays
 
 
@@ -380,18 +394,18 @@ def test_download_goes_to_the_default_folder(tmp_path, mnist_remote):
 
 
 def test_checksum_mismatch_leaves_nothing_behind(tmp_path, mnist_remote, monkeypatch):
-    monkeypatch.setitem(download_module.MD5S["mnist"], f"{TRAIN_IMAGES}.gz", "0" * 32)
+    set_md5(monkeypatch, "mnist", f"{TRAIN_IMAGES}.gz", "0" * 32)
     dest = tmp_path / "dest"
     message = data_error(lambda: load_dataset("mnist", data_dir=dest, download=True), dest / f"{TRAIN_IMAGES}.gz")
     assert "expected 00000000000000000000000000000000" in message
-    assert all(url in message for url in download_module.MIRRORS["mnist"])
+    assert all(url in message for url in DATASETS["mnist"].mirrors)
     assert not dest.exists()  # nor the folder it created for them
 
 
 def test_a_failed_download_leaves_no_folder_it_created_and_keeps_one_that_was_there(
     tmp_path, mnist_remote, monkeypatch
 ):
-    monkeypatch.setitem(download_module.MIRRORS, "mnist", (mirror(tmp_path / "empty"),))
+    set_mirrors(monkeypatch, "mnist", tmp_path / "empty")
     with pytest.raises(DataError):
         download_dataset("mnist")  # into $GEVB_DATA_DIR/mnist, neither of which exists yet
     assert not (tmp_path / "cache").exists()
@@ -408,7 +422,7 @@ def test_verified_files_are_kept_and_damaged_ones_replaced(tmp_path, mnist_remot
     stamps = {p.name: p.stat().st_mtime_ns for p in dest.iterdir() if p.name != f"{TEST_LABELS}.gz"}
     download_dataset("mnist", dest)
     assert (dest / f"{TEST_LABELS}.gz").read_bytes() == (remote / f"{TEST_LABELS}.gz").read_bytes()
-    monkeypatch.setitem(download_module.MIRRORS, "mnist", (mirror(tmp_path / "empty"),))
+    set_mirrors(monkeypatch, "mnist", tmp_path / "empty")
     download_dataset("mnist", dest)  # every file verified: nothing fetched from the empty mirror
     assert {name: (dest / name).stat().st_mtime_ns for name in stamps} == stamps
 
@@ -447,8 +461,8 @@ def serve_cifar(tmp_path: Path, monkeypatch, **kwargs) -> dict[str, tuple[np.nda
     remote = tmp_path / "remote"
     remote.mkdir()
     archive = cifar_archive(remote / "cifar-10-binary.tar.gz", tmp_path / "batches", **kwargs)
-    monkeypatch.setitem(download_module.MIRRORS, "cifar10", (mirror(remote),))
-    monkeypatch.setitem(download_module.MD5S["cifar10"], "cifar-10-binary.tar.gz", md5(archive))
+    set_mirrors(monkeypatch, "cifar10", remote)
+    set_md5(monkeypatch, "cifar10", "cifar-10-binary.tar.gz", md5(archive))
     return batches
 
 
@@ -477,7 +491,7 @@ def test_cifar_archive_with_a_link_for_a_batch_is_refused(tmp_path, monkeypatch)
 
 def test_real_fashion_mnist_from_the_debian_package():
     require_data(FASHION_MNIST, "apt-get install dataset-fashion-mnist")
-    assert FASHION_MNIST in SYSTEM_DIRS["fashion-mnist"]
+    assert FASHION_MNIST in DATASETS["fashion-mnist"].system_dirs
     data = load_dataset("fashion-mnist")  # the default folder is empty, so the system folder is found
     assert data.source == str(FASHION_MNIST)
     assert data.train.x.shape == (60000, 1, 28, 28) and data.test.x.shape == (10000, 1, 28, 28)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gevb.config import TrainConfig
+from gevb.data import DATASETS
 from gevb.init import SIGNS
 from gevb.models import ARCHITECTURES, is_vectorized
 from gevb.rules import RULES
@@ -15,12 +16,12 @@ GRID_MODELS = tuple(ARCHITECTURES)  # the built-in six, registered in the tables
 GRID_RULES = ("gevb", "dfa", "bp")
 ROW_TITLES = {name: ARCHITECTURES[name].title for name in GRID_MODELS}
 COLUMNS = tuple((kind, sign) for sign in SIGNS for kind in ("rule", "bp"))  # rule nonneg, BP nonneg, rule mixed, ...
-DATASET_TITLES = {"digits": "Digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
 def dataset_title(name: str) -> str:
-    """How tables and figures name a data set: ``MNIST`` for ``mnist``, ``my`` for ``/data/my.npz``."""
-    return DATASET_TITLES.get(name) or Path(name).stem
+    """How tables and figures name a data set: its registered title (``MNIST`` for ``mnist``), or ``my`` for
+    ``/data/my.npz``."""
+    return DATASETS[name].title if name in DATASETS else Path(name).stem
 
 
 def model_title(name: str) -> str:

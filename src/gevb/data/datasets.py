@@ -1,7 +1,8 @@
 """Whole data sets as tensors: each split is one (N, C, H, W) float tensor in [-1, 1] and one label tensor.
 
-Pixels are scaled as ((x / 255) - 0.5) / 0.5 per channel (docs/method.md §7); digits' 0..16 values as x / 8 - 1.
-Batches are index slices of these tensors; there is no DataLoader.
+A registered data set (``gevb.data.registry``) is read by its definition, which scales its pixels (uint8
+images as ((x / 255) - 0.5) / 0.5 per channel, docs/method.md §7; digits' 0..16 values as x / 8 - 1); an
+``.npz`` file of your own is read here. Batches are index slices of these tensors; there is no DataLoader.
 """
 
 from __future__ import annotations
@@ -14,22 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gevb.data.digits import digits_splits
 from gevb.data.download import download_dataset
 from gevb.data.errors import DataError
 from gevb.data.fingerprint import arrays_sha256, combined_sha256, file_sha256
 from gevb.data.labels import class_count
-from gevb.data.readers import FIX, NPZ_ARRAYS, read_cifar_batch, read_idx_images, read_idx_labels, read_npz
-from gevb.data.sources import CIFAR_FILES, locate
-
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
-NUM_CLASSES = 10
-INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
-    "digits": (1, 8, 8),
-    "mnist": (1, 28, 28),
-    "fashion-mnist": (1, 28, 28),
-    "cifar10": (3, 32, 32),
-}
+from gevb.data.readers import NPZ_ARRAYS, read_npz
+from gevb.data.registry import definition
+from gevb.data.sources import locate
 
 
 @dataclass(frozen=True)
@@ -124,21 +116,17 @@ def load_dataset(
     download: bool = False,
     device: torch.device | str | None = None,
 ) -> Dataset:
-    """Read data set ``name`` (one of :data:`DATASETS`, or the path of an ``.npz`` file of your own)
-    whole and move it to ``device`` once.
+    """Read data set ``name`` (a registered one, ``gevb.data.registry.dataset_names()``, or the path of an
+    ``.npz`` file of your own) whole and move it to ``device`` once.
 
     Files are searched as :func:`gevb.data.sources.search_dirs` says; when they are missing and ``download``
-    is set they are fetched first (:func:`download_dataset`). ``digits`` needs no files and ignores both.
-    Raises :class:`DataError` for an unknown name or a missing or corrupt file.
+    is set they are fetched first (:func:`gevb.data.download.download_dataset`). A data set without files
+    (digits) ignores both. Raises :class:`DataError` for an unknown name or a missing or corrupt file.
     """
     if name.endswith(".npz"):
         return _npz(name, Path(name).expanduser(), device)
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or a path to an .npz file")
-    if name == "digits":
-        train, test, source = *_digits(), "scikit-learn"
-        files = {}
-    else:
+    found = definition(name)
+    if found.files:
         try:
             folder, paths = locate(name, data_dir)
         except DataError:
@@ -146,54 +134,18 @@ def load_dataset(
                 raise
             download_dataset(name, data_dir)
             folder, paths = locate(name, data_dir)
-        train, test = _cifar(paths) if name == "cifar10" else _idx(paths)
         source = str(folder)
-        files = {str(path): file_sha256(path) for path in paths.values()}
+    else:
+        paths, source = {}, "scikit-learn" if name == "digits" else found.title
+    train, test = found.read(paths)
+    files = {str(path): file_sha256(path) for path in paths.values()}  # after a read that checked them
     train, test = _to(train, device), _to(test, device)
-    return Dataset(name, train, test, NUM_CLASSES, INPUT_SHAPES[name], source, files=files)
+    return Dataset(name, train, test, found.num_classes, found.input_shape, source, files=files)
 
 
 def scale_bytes(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 ((x / 255) - 0.5) / 0.5, so 0 -> -1 and 255 -> 1 exactly."""
     return torch.from_numpy(images).to(torch.float32).div_(255).sub_(0.5).div_(0.5)
-
-
-def _digits() -> tuple[Split, Split]:
-    """scikit-learn's 1,797 8x8 digits in gevb's fixed stratified 80/20 split (1,437 train / 360 test;
-    ``gevb.data.digits``), pixels 0..16 scaled as x / 8 - 1."""
-
-    def split(x: np.ndarray, y: np.ndarray) -> Split:
-        x = torch.from_numpy(x).to(torch.float32).view(-1, *INPUT_SHAPES["digits"]) / 8 - 1  # (N, 1, 8, 8)
-        return Split(x, torch.from_numpy(y))
-
-    (x_train, y_train), (x_test, y_test) = digits_splits()
-    return split(x_train, y_train), split(x_test, y_test)
-
-
-def _idx(paths: dict[str, Path]) -> tuple[Split, Split]:
-    """MNIST-style IDX files -> train (``train-*``) and test (``t10k-*``) splits of (N, 1, 28, 28)."""
-
-    def split(prefix: str) -> Split:
-        images_path, labels_path = paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"]
-        images = read_idx_images(images_path, shape=INPUT_SHAPES["mnist"][1:])  # (N, 28, 28)
-        labels = read_idx_labels(labels_path, NUM_CLASSES)
-        if len(images) != len(labels):
-            raise DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}; {FIX}")
-        return Split(scale_bytes(images[:, None]), torch.from_numpy(labels).to(torch.int64))
-
-    return split("train"), split("t10k")
-
-
-def _cifar(paths: dict[str, Path]) -> tuple[Split, Split]:
-    """CIFAR-10 binary batches -> train (``data_batch_1..5``, in order) and test (``test_batch``) splits."""
-
-    def split(files: tuple[str, ...]) -> Split:
-        batches = [read_cifar_batch(paths[file], NUM_CLASSES) for file in files]
-        images = np.concatenate([images for images, _ in batches])  # (N, 3, 32, 32) uint8
-        labels = np.concatenate([labels for _, labels in batches])
-        return Split(scale_bytes(images), torch.from_numpy(labels).to(torch.int64))
-
-    return split(CIFAR_FILES[:-1]), split(CIFAR_FILES[-1:])
 
 
 def _npz(name: str, path: Path, device: torch.device | str | None) -> Dataset:

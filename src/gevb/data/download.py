@@ -1,8 +1,9 @@
-"""Downloads, only when asked: every file is declared with its mirrors and published md5 (docs/method.md §8).
+"""Downloads, only when asked: every file is declared, with its mirrors and published md5, by its data set's
+definition (``gevb.data.registry``; docs/method.md §8).
 
 Each file streams into a temporary file beside its target, is checked against its md5, and only then moves
 into place with ``os.replace``; a failed or mismatching mirror leaves nothing behind and the next one is tried.
-CIFAR-10's archive is verified before the six named ``.bin`` members are extracted; no other path is written.
+An archive (CIFAR-10's) is verified before its definition unpacks it.
 """
 
 from __future__ import annotations
@@ -10,43 +11,15 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import shutil
-import tarfile
 import urllib.request
-import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 from gevb.data.errors import DataError
-from gevb.data.sources import CIFAR_FILES, CIFAR_FOLDER, default_data_dir
+from gevb.data.registry import DATASETS, DatasetDefinition, Download
+from gevb.data.sources import default_data_dir
 from gevb.files import atomic_file
 
-# Mirrors (URL prefixes) in the order tried; each file's URL is a mirror followed by the file name.
-MIRRORS: dict[str, tuple[str, ...]] = {
-    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-    "fashion-mnist": (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-    ),
-    "cifar10": ("https://www.cs.toronto.edu/~kriz/",),
-}
-# Published md5 of every file to download, by data set and file name.
-MD5S: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
-    "cifar10": {"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"},
-}
-CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
 
@@ -58,12 +31,13 @@ class ChecksumMismatch(Exception):
 def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Fetch ``name`` into ``data_dir`` (default :func:`default_data_dir`) and return that folder.
 
-    Files already there with the published md5 are kept. For CIFAR-10 nothing is fetched when the six
-    ``.bin`` files are present; otherwise the archive is fetched, verified, its six members extracted and
-    the archive deleted.
+    Files already there with the published md5 are kept. A data set whose download is an archive
+    (``DatasetDefinition.unpack``, CIFAR-10) fetches nothing while its files are all present; otherwise the
+    archive is fetched, verified, unpacked and deleted.
     """
-    if name not in MD5S:
-        choices = ", ".join(MD5S)
+    known = DATASETS.get(name)
+    if known is None or not known.downloads:
+        choices = ", ".join(key for key, found in DATASETS.items() if found.downloads)
         raise DataError(f"{name!r} cannot be downloaded; choose one of {choices} (digits ships with scikit-learn)")
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir(name)
     created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
@@ -72,14 +46,15 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     except OSError as error:
         raise DataError(f"{folder}: cannot create the data folder ({error}); pass --data-dir DIR") from error
     try:
-        if name == "cifar10":
-            if not all((folder / file).is_file() for file in CIFAR_FILES):
-                archive = fetch(name, CIFAR_ARCHIVE, folder)
-                extract_cifar(archive, folder)
+        if known.unpack is not None:
+            if not all((folder / file).is_file() for file in known.files):
+                (download,) = known.downloads
+                archive = fetch(known, download, folder)
+                known.unpack(archive, folder)
                 archive.unlink()
         else:
-            for file in MD5S[name]:
-                fetch(name, file, folder)
+            for download in known.downloads:
+                fetch(known, download, folder)
     except BaseException:  # a failed download leaves no folder it created and left empty
         for path in created:
             try:
@@ -90,13 +65,14 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     return folder
 
 
-def fetch(name: str, file: str, folder: Path) -> Path:
+def fetch(known: DatasetDefinition, download: Download, folder: Path) -> Path:
     """``folder/file`` with the published md5, downloaded from the first mirror that gives it unless present."""
-    target, expected = folder / file, MD5S[name][file]
+    file, expected = download.file, download.md5
+    target = folder / file
     if target.is_file() and file_md5(target) == expected:
         return target
     tried = []
-    for mirror in MIRRORS[name]:
+    for mirror in known.mirrors:
         url = mirror + file
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, atomic_file(target) as out:
@@ -107,28 +83,9 @@ def fetch(name: str, file: str, folder: Path) -> Path:
         except (ChecksumMismatch, OSError, http.client.HTTPException) as error:
             tried.append(f"{url} ({error})")
     raise DataError(
-        f"{name}: could not download {target}; tried {', '.join(tried)}; check the connection, "
+        f"{known.name}: could not download {target}; tried {', '.join(tried)}; check the connection, "
         f"or fetch {file} by hand into {folder}"
     )
-
-
-def extract_cifar(archive: Path, folder: Path) -> None:
-    """Write the six ``cifar-10-batches-bin/*.bin`` members of ``archive`` into ``folder``, by exact name."""
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for file in CIFAR_FILES:
-                member_name = f"{CIFAR_FOLDER}/{file}"
-                try:
-                    member = tar.getmember(member_name)
-                except KeyError:
-                    member = None
-                if member is None or not member.isfile():
-                    raise DataError(f"{archive}: no regular file {member_name} inside; delete it and re-download")
-                source = tar.extractfile(member)
-                with source, atomic_file(folder / file) as out:
-                    shutil.copyfileobj(source, out, CHUNK_BYTES)
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{archive}: cannot be extracted ({error}); delete it and re-download") from error
 
 
 def copy_with_md5(source: BinaryIO, out: BinaryIO) -> str:

@@ -1,4 +1,5 @@
-"""Where each data set's files live: their names, the folders searched, and the default cache folder."""
+"""Where each data set's files live: the folders searched for the files its definition names
+(``gevb.data.registry``), and the default cache folder."""
 
 from __future__ import annotations
 
@@ -6,21 +7,7 @@ import os
 from pathlib import Path
 
 from gevb.data.errors import DataError
-
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-CIFAR_FILES = ("data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin")
-CIFAR_FILES += ("test_batch.bin",)
-CIFAR_FOLDER = "cifar-10-batches-bin"  # the folder inside cifar-10-binary.tar.gz
-
-# The files each data set needs, by name without a ``.gz`` suffix, and whether a ``.gz`` copy is accepted.
-FILES: dict[str, tuple[tuple[str, ...], bool]] = {
-    "mnist": (IDX_FILES, True),
-    "fashion-mnist": (IDX_FILES, True),
-    "cifar10": (CIFAR_FILES, False),
-}
-# Folders searched after the default one when no data folder is given (Debian's dataset-fashion-mnist).
-SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),)}
-HINTS = {"mnist": "the IDX files", "fashion-mnist": "the IDX files", "cifar10": "the CIFAR-10 binary .bin files"}
+from gevb.data.registry import definition
 
 
 def default_data_dir(name: str) -> Path:
@@ -32,15 +19,16 @@ def default_data_dir(name: str) -> Path:
 def search_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
     """The folders searched for ``name``, in order.
 
-    With ``data_dir``: that folder and ``data_dir/<name>``. Without: the default folder, then system folders.
-    CIFAR-10 also looks one level down, in ``cifar-10-batches-bin``.
+    With ``data_dir``: that folder and ``data_dir/<name>``. Without: the default folder, then the definition's
+    system folders. Each is also searched in the definition's ``subfolder`` (CIFAR-10's archive folder).
     """
+    found = definition(name)
     if data_dir is not None:
         bases = [Path(data_dir).expanduser(), Path(data_dir).expanduser() / name]
     else:
-        bases = [default_data_dir(name), *SYSTEM_DIRS.get(name, ())]
-    if name == "cifar10":
-        return [folder for base in bases for folder in (base, base / CIFAR_FOLDER)]
+        bases = [default_data_dir(name), *found.system_dirs]
+    if found.subfolder:
+        return [folder for base in bases for folder in (base, base / found.subfolder)]
     return bases
 
 
@@ -49,7 +37,8 @@ def locate(name: str, data_dir: str | os.PathLike | None) -> tuple[Path, dict[st
 
     Raises :class:`DataError` naming the first missing file in the most complete folder.
     """
-    stems, gz_ok = FILES[name]
+    found_definition = definition(name)
+    stems, gz_ok = found_definition.files, found_definition.gz
     found: list[tuple[Path, dict[str, Path]]] = []
     for folder in search_dirs(name, data_dir):
         paths = {stem: path for stem in stems if (path := _find(folder, stem, gz_ok)) is not None}
@@ -59,9 +48,9 @@ def locate(name: str, data_dir: str | os.PathLike | None) -> tuple[Path, dict[st
     folder, paths = max(found, key=lambda item: len(item[1]))  # the first of the most complete folders
     missing = next(stem for stem in stems if stem not in paths)
     suffix = "(.gz)" if gz_ok else ""
-    raise DataError(
-        f"{name}: missing {folder / missing}{suffix}; put {HINTS[name]} there, pass --data-dir DIR, or add --download"
-    )
+    hint = found_definition.hint or "its files"
+    download = ", or add --download" if found_definition.downloads else ""
+    raise DataError(f"{name}: missing {folder / missing}{suffix}; put {hint} there, pass --data-dir DIR{download}")
 
 
 def _find(folder: Path, stem: str, gz_ok: bool) -> Path | None:
