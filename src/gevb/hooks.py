@@ -1,17 +1,21 @@
 """What ``Trainer.fit`` does besides training: each concern is one hook, called in list order.
 
-``Trainer`` takes ``standard_hooks`` (``Evaluation`` first, then those its arguments ask for),
-then any hooks the caller passes. At an evaluation epoch every hook's ``measure`` contributes to the
-epoch's record; then every hook's ``after_epoch`` sees it (None between evaluations).
+``Trainer`` takes ``standard_hooks`` (``Evaluation`` first, then the policies of ``gevb.policies``: data-parallel
+averaging, the non-finite policy, early stopping; then those its arguments ask for), then any hooks the caller
+passes. Between the rule's gradients and the optimizer's step every hook's ``before_update`` runs (any False skips
+the step); after an epoch's steps, ``after_steps``. At an evaluation epoch every hook's ``measure`` contributes to
+the epoch's record; then every hook's ``after_epoch`` sees it (None between evaluations). A run ends at its
+epochs or when a hook ``stops`` it; a hook with state gives it to the checkpoint (``state`` / ``restore``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from tqdm import tqdm
 
 from gevb.alignment import measure_alignment
@@ -34,7 +38,16 @@ class Trainer(Protocol):
     data: Dataset
     model: Network
     rule: Rule
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    folder: RunFolder | None
     epoch: int
+    batch_share: float
+    last_eval: dict[str, Any] | None
+
+    def log(self, line: str) -> None: ...
+
+    def before_step(self, loss: torch.Tensor) -> bool: ...
 
     @property
     def steps_per_epoch(self) -> int: ...
@@ -55,8 +68,27 @@ class Hook:
     def start(self, trainer: Trainer) -> None:
         """Before the first epoch of ``fit`` (also when resuming, and when the run is already finished)."""
 
+    def before_update(self, trainer: Trainer, loss: torch.Tensor) -> bool:
+        """Between the rule's gradients and the optimizer's step (``loss``: the batch's, on the device); False
+        skips the step (every hook's ``before_update`` still runs)."""
+        return True
+
     def after_step(self, trainer: Trainer) -> None:
         """After every training step."""
+
+    def after_steps(self, trainer: Trainer, total: torch.Tensor, steps: int, taken: int) -> None:
+        """After an epoch's steps, before the epoch counts: their summed loss (device), how many ran and were taken."""
+
+    def stops(self, trainer: Trainer) -> bool:
+        """Whether the run ends now, before its ``epochs`` (checked after every ``after_epoch``)."""
+        return False
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this hook, as top-level checkpoint keys."""
+        return {}
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Take back what ``state`` gave, from a checkpoint being resumed."""
 
     def measure(self, trainer: Trainer, limit: int | None = None) -> Record:
         """At an evaluation: metrics to add to the epoch's record (``limit``: examples per split, for dry runs)."""
@@ -214,14 +246,20 @@ class TensorBoardLog(Hook):
 
 
 def standard_hooks(
-    config: TrainConfig, folder: RunFolder | None, log: Callable[[str], None] | None, progress: bool
+    config: TrainConfig,
+    folder: RunFolder | None,
+    log: Callable[[str], None] | None,
+    progress: bool,
+    policies: Sequence[Hook] = (),
 ) -> list[Hook]:
-    """``Evaluation``, then ``AlignmentTracking`` (``config.track_alignment``), ``ProgressBar``
-    (``progress``), ``EvaluationLog`` (``log``), ``RunFolderWriter`` (``folder``) and ``TensorBoardLog``
-    (``config.tensorboard``, into ``folder``)."""
+    """``Evaluation``, then ``AlignmentTracking`` (``config.track_alignment``), the ``policies``
+    (``gevb.policies``: they see every record before anything is written), ``ProgressBar`` (``progress``),
+    ``EvaluationLog`` (``log``), ``RunFolderWriter`` (``folder``) and ``TensorBoardLog`` (``config.tensorboard``,
+    into ``folder``)."""
     hooks: list[Hook] = [Evaluation(progress)]
     if config.track_alignment:
         hooks.append(AlignmentTracking())
+    hooks += policies
     if progress:
         hooks.append(ProgressBar())
     if log is not None:

@@ -3,7 +3,8 @@
 ``Trainer`` builds its run with ``gevb.build.build_run`` and trains it. Every step is ``train_step``
 (forward, rule sets ``.grad``, Adam, constraint) on an index slice of a seeded permutation of the
 training split, which lives on the device as one tensor. There is no rule-specific branch here.
-Evaluation, alignment tracking, progress, logging and the run folder are hooks (``gevb.hooks``).
+Evaluation, alignment tracking, progress, logging and the run folder are hooks (``gevb.hooks``), and so
+are the policies: data-parallel averaging, the non-finite policy and early stopping (``gevb.policies``).
 The same seed gives the same run on the CPU, and a resumed run ends bit-identical to an
 uninterrupted one (checkpoints hold the model, rule, optimizer and RNG states).
 """
@@ -25,18 +26,12 @@ from gevb.checkpoint import capture_rng, load_module_state, restore_rng
 from gevb.config import SEGMENT_FIELDS, TrainConfig
 from gevb.data import Dataset
 from gevb.data.fingerprint import check_same_data
-from gevb.distributed import (
-    ProcessGroup,
-    all_agree,
-    average_over_processes,
-    join_process_group,
-    local_part,
-    process_device,
-)
+from gevb.distributed import ProcessGroup, all_agree, join_process_group, local_part, process_device
 from gevb.evaluation import evaluate_splits
-from gevb.faults import NonFiniteError, nonfinite_stop
+from gevb.faults import NonFiniteError
 from gevb.hooks import Hook, standard_hooks
 from gevb.models.specs import is_spec_file
+from gevb.policies import DataParallel, policy_hooks
 from gevb.precision import precision
 from gevb.provenance import provenance
 from gevb.rules import train_step
@@ -59,6 +54,12 @@ def batch_indices(size: int, batch_size: int, generator: torch.Generator, device
     """Index slices of one seeded permutation of ``range(size)``; the last batch may be smaller."""
     order = torch.randperm(size, generator=generator).to(device)
     yield from order.split(batch_size)
+
+
+def optional(hook: Hook, method: str, default: Any) -> Callable[..., Any]:
+    """``hook``'s ``method``, or one returning ``default``: a hook written before gevb's hooks had it (``Hook``
+    subclasses have every method) keeps working."""
+    return getattr(hook, method, None) or (lambda *args: default)
 
 
 class Trainer:
@@ -110,16 +111,17 @@ class Trainer:
             parts = build_run(self.config, data, device, saved)
             self.device, self.data, self.model, self.rule = parts.device, parts.data, parts.model, parts.rule
             self.optimizer, self.schedule = parts.optimizer, parts.schedule
-            self.epoch, self.seconds, self.stopped_early = 0, 0.0, False
-            self.best_loss, self.stale_evaluations = math.inf, 0  # early stopping (``patience``), on val or train
+            self.epoch, self.seconds = 0, 0.0
             self.skipped_last_step, self.batch_share = False, 1.0
             self.last_eval: dict[str, Any] | None = None
             self.segments: list[dict[str, Any]] = []
             self.already_finished = False  # whether ``fit`` found the run finished, and so trained and wrote nothing
+            policies = policy_hooks(self.config, self.group)
+            self.parallel = next((hook for hook in policies if isinstance(hook, DataParallel)), None)
+            log_hook = log if main else None
+            self.hooks = [*standard_hooks(self.config, self.folder, log_hook, progress and main, policies), *hooks]
             if checkpoint is not None:
                 self.restore(checkpoint, folder.checkpoint_path)
-            log_hook = log if main else None
-            self.hooks = [*standard_hooks(self.config, self.folder, log_hook, progress and main), *hooks]
         except BaseException:
             self.release()  # a failed start leaves the folder as it found it
             raise
@@ -150,23 +152,20 @@ class Trainer:
             self.schedule.load_state_dict(checkpoint["schedule"])
         restore_rng(checkpoint["rng"], self.batch_order, self.device)
         self.epoch, self.seconds = checkpoint["epoch"], checkpoint["seconds"]
-        self.stopped_early, self.last_eval = checkpoint["stopped_early"], checkpoint["last_eval"]
-        self.best_loss = checkpoint.get("best_loss", math.inf)
-        self.stale_evaluations = checkpoint.get("stale_evaluations", 0)
-        self.segments = checkpoint.get("segments", [])
+        self.last_eval, self.segments = checkpoint["last_eval"], checkpoint.get("segments", [])
+        for hook in self.hooks:
+            optional(hook, "restore", None)(checkpoint)
 
     def state(self) -> dict[str, Any]:
-        """Everything a checkpoint holds to resume bit-identically."""
-        return {
+        """Everything a checkpoint holds to resume bit-identically (the hooks' own state too)."""
+        hooks = {key: value for hook in self.hooks for key, value in optional(hook, "state", {})().items()}
+        return hooks | {
             "config": self.run_config.to_dict(),
             "segments": self.segments,
             "architecture": self.model.spec.to_dict(),
             "data": self.data.record(),
             "epoch": self.epoch,
             "seconds": self.seconds,
-            "stopped_early": self.stopped_early,
-            "best_loss": self.best_loss,
-            "stale_evaluations": self.stale_evaluations,
             "last_eval": self.last_eval,
             "model": self.model.state_dict(),
             "rule": self.rule.state_dict(),
@@ -184,10 +183,8 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         with precision(self.config.precision, self.device):
             steps, taken = self.train_steps(total, max_steps)
-        self.check_finite(total)
-        if taken == 0 and steps > 0:
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.stop(f"loss or gradient at every step of epoch {self.epoch + 1} (all skipped, lr halved to {lr:.3g})")
+        for hook in self.hooks:
+            optional(hook, "after_steps", None)(self, total, steps, taken)
         return total.item() / max(taken, 1)
 
     def train_steps(self, total: torch.Tensor, max_steps: int | None) -> tuple[int, int]:
@@ -201,8 +198,8 @@ class Trainer:
                 loss = train_step(  # labels were checked when the data set was built
                     self.model, self.rule, self.optimizer, train.x[local], train.y[local], self.before_step, False
                 )
-            else:
-                loss = self.idle_step()
+            else:  # a data-parallel process without examples in a short last batch
+                loss = self.parallel.idle_step(self)
             if not self.skipped_last_step:
                 total += loss
                 taken += 1
@@ -213,45 +210,14 @@ class Trainer:
                 break
         return steps, taken
 
-    def idle_step(self) -> torch.Tensor:
-        """A process whose share of a short last batch is empty still joins the average and the step."""
-        for param in self.model.parameters():
-            param.grad = torch.zeros_like(param)
-        loss = torch.zeros((), device=self.device)
-        if self.before_step(loss):
-            self.optimizer.step()
-            self.model.apply_constraint()
-        return loss
-
     def before_step(self, loss: torch.Tensor) -> bool:
-        """Between the rule and the optimizer: average gradients and loss over processes (data parallel);
-        with ``on_nonfinite="skip"``, skip a step whose loss or gradients are not finite and halve the
-        learning rate (kept in the optimizer's checkpointed state)."""
-        self.skipped_last_step = False
-        grads = [param.grad for param in self.model.parameters() if param.grad is not None]
-        if self.group is not None:
-            average_over_processes([*grads, loss.view(1)], self.batch_share)
-        if self.config.on_nonfinite != "skip":
-            return True
-        if torch.isfinite(loss + torch.stack([grad.sum() for grad in grads]).sum()):
-            return True
-        for group in self.optimizer.param_groups:
-            group["lr"] *= 0.5
-        self.skipped_last_step = True
-        self.log(f"epoch {self.epoch + 1}: non-finite loss or gradient; step skipped, lr halved to {group['lr']:.3g}")
-        return False
-
-    def check_finite(self, total_loss: torch.Tensor) -> None:
-        """Raise NonFiniteError if the epoch's summed loss or any weight is not finite."""
-        bad_weights = not all(bool(torch.isfinite(param).all()) for param in self.model.parameters())
-        bad_loss = not bool(torch.isfinite(total_loss))
-        if bad_loss or bad_weights:
-            what = " and ".join(name for name, bad in (("loss", bad_loss), ("weights", bad_weights)) if bad)
-            self.stop(f"{what} in epoch {self.epoch + 1}")
-
-    def stop(self, what: str) -> None:
-        """Raise NonFiniteError saying what was not finite, what was kept and what to do."""
-        raise nonfinite_stop(what, self.folder, self.epoch, self.last_eval)
+        """Between the rule and the optimizer: every hook's ``before_update`` (data-parallel averaging, the
+        non-finite policy, ...); False skips the step."""
+        take = True
+        for hook in self.hooks:
+            take = optional(hook, "before_update", True)(self, loss) and take
+        self.skipped_last_step = not take
+        return take
 
     def evaluate(self, limit: int | None = None, on_batch: Callable[[int], object] | None = None) -> dict[str, float]:
         """Loss and error % on every split (their first ``limit`` examples), over all processes; ``on_batch`` is
@@ -271,14 +237,11 @@ class Trainer:
 
     @property
     def stopped(self) -> bool:
-        """Stopped before ``config.epochs`` by ``stop_at_100`` or ``patience``, decided on train or val data."""
-        patience = self.config.patience
-        return (self.stopped_early and self.config.stop_at_100) or (
-            patience is not None and self.stale_evaluations >= patience
-        )
+        """Stopped before ``config.epochs`` by a hook (early stopping: ``gevb.policies``)."""
+        return any(optional(hook, "stops", False)(self) for hook in self.hooks)
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``config.epochs`` (or 100% train accuracy with ``stop_at_100``); return the result.
+        """Train to ``config.epochs``, or until a hook stops the run early; return the result.
         With ``config.threads``, torch runs that many CPU threads until it returns, then the caller's again."""
         try:
             with torch_threads(self.config.threads):
@@ -314,15 +277,6 @@ class Trainer:
             hook.end(self, result)
         return result
 
-    def track_patience(self, record: dict[str, Any]) -> None:
-        """Count evaluations since the lowest validation loss (the training loss without a validation
-        split); never the test loss."""
-        loss = record.get("val_loss", record["train_loss"])
-        if loss < self.best_loss:
-            self.best_loss, self.stale_evaluations = loss, 0
-        else:
-            self.stale_evaluations += 1
-
     def add_seconds(self, seconds: float) -> None:
         """Time spent training and evaluating, counted for the run and for its segment."""
         self.seconds += seconds
@@ -335,7 +289,6 @@ class Trainer:
         record = {"epoch": 0, **self.measure()}
         self.add_seconds(time.perf_counter() - start)
         self.last_eval = record | {"seconds": self.seconds, "samples_per_s": None}
-        self.track_patience(record)
         for hook in self.hooks:
             hook.after_epoch(self, math.nan, self.last_eval)
 
@@ -354,8 +307,6 @@ class Trainer:
             record = None
             if self.epoch % config.eval_every == 0 or self.epoch == config.epochs:
                 record = {"epoch": self.epoch, **self.measure()}
-                self.stopped_early = record["train_error"] == 0.0
-                self.track_patience(record)
             self.add_seconds(time.perf_counter() - start)
             self.segments[-1]["to_epoch"] = self.epoch
             if record is not None:
