@@ -14,7 +14,7 @@ import pytest
 from conftest import one_thread_env, valid_pairs
 from gevb.cli import build_parser, main
 from gevb.config import TrainConfig
-from gevb.data.sources import IDX_FILES
+from gevb.data.formats import IDX_FILES
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

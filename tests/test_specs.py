@@ -85,7 +85,7 @@ def test_sizes_are_checked_against_the_input(layers, sign, message):
 
 
 def test_a_registered_architecture_is_buildable_by_name(monkeypatch):
-    monkeypatch.setattr("gevb.models.architectures.ARCHITECTURES", dict(REGISTRY))
+    monkeypatch.setattr("gevb.models.architectures.ARCHITECTURES", REGISTRY.copy())
 
     @register_architecture("tiny-vec", "tiny", True, "Tiny-Vec", ((6,), (6,)))
     def tiny(channels):

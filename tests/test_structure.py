@@ -55,3 +55,32 @@ def test_analysis_does_not_reach_the_training_loop_and_training_does_not_reach_a
             assert not reachable(graph, name) & loop, name
     for name in ("gevb.training", "gevb.hooks", "gevb.build", "gevb.evaluation"):
         assert not {target for target in reachable(graph, name) if target.startswith("gevb.analysis")}, name
+
+
+# What an extension may build on (docs/extending.md): a rule on the rules' shared modules, the layers, the network
+# and the draws; a data set on the data package's readers and registry. Nothing else of gevb (not the config, the
+# command line, the loop or another extension's own file), so adding one changes nothing it does not name.
+EXTENSION_API = {
+    "gevb.rules": {"gevb.rules.base", "gevb.rules.options", "gevb.rules.bp", "gevb.rules.feedback", "gevb.rules.dfa",
+                   "gevb.layers", "gevb.layers.base", "gevb.init", "gevb.intervals", "gevb.models.network"},
+    "gevb.data.sets": {"gevb.data.datasets", "gevb.data.digits", "gevb.data.errors", "gevb.data.formats",
+                       "gevb.data.readers", "gevb.data.registry", "gevb.files"},
+}  # fmt: skip
+SHARED = {"gevb.rules.base", "gevb.rules.options", "gevb.rules.bp", "gevb.rules.feedback", "gevb.rules.dfa"}
+
+
+def test_each_rule_and_data_set_file_imports_only_the_extension_api():
+    graph = import_graph()
+    for package, allowed in EXTENSION_API.items():
+        files = [name for name in graph if name.startswith(package + ".") and name not in SHARED]
+        assert len(files) >= 5, package
+        for name in files:
+            assert graph[name] <= allowed, f"{name} imports {sorted(graph[name] - allowed)}"
+
+
+def test_the_loop_holds_no_policy():
+    """Patience, stop-at-100, the non-finite policy and data-parallel averaging are hooks (``gevb.policies``):
+    the loop's module names none of their settings."""
+    loop = (PACKAGE / "training.py").read_text()
+    for name in ("patience", "stop_at_100", "on_nonfinite", "average_over_processes", "isfinite"):
+        assert name not in loop, name

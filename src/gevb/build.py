@@ -19,7 +19,7 @@ from gevb.config import TrainConfig, check_applies, config_from_mapping
 from gevb.data import Dataset, load_dataset, with_validation
 from gevb.data.fingerprint import check_same_data
 from gevb.models import ArchitectureSpec, Network, build_model
-from gevb.rules import RULES, Rule, make_rule
+from gevb.rules import Rule, make_rule
 from gevb.runs import RunFolder
 
 
@@ -102,8 +102,7 @@ def build_run(
         config.seed,
         device=device,
     )
-    options = {name: getattr(config, name) for name in RULES[config.rule].options}  # the rule's own settings
-    rule = make_rule(config.rule, model, config.seed, **options).to(device)
+    rule = make_rule(config.rule, model, config.seed, **config.rule_options).to(device)
     optimizer = make_optimizer(model, config.lr, config.optimizer, config.momentum, config.weight_decay)
     return RunParts(config, device, data, model, rule, optimizer, make_schedule(optimizer, config))
 

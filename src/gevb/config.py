@@ -7,24 +7,24 @@ The resolved configuration is saved as ``config.yaml`` in every run folder.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gevb.data.sources import FILES as DATA_FILES
+from gevb.data.registry import DATASETS
 from gevb.files import read_yaml
 from gevb.init import SIGNS
+from gevb.intervals import COUNT, FRACTION, NONNEGATIVE, POSITIVE, Interval
 from gevb.models import ARCHITECTURES
 from gevb.models.specs import is_spec_file
 from gevb.precision import PRECISIONS
 from gevb.rules import RULES
-from gevb.rules.base import valid_pairs
+from gevb.rules.base import ALIASES, canonical_rule, declared_options, rule_settings, valid_pairs
 
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE_INDEX_MAX = 127  # torch's device index is an int8: torch.device("cuda:128") is cuda:-128
@@ -33,54 +33,13 @@ LR_SCHEDULES = ("none", "cosine", "step")
 NONFINITE_POLICIES = ("stop", "skip")
 
 
-def power_text(number: float) -> str:
-    """``number`` as written in range messages: 2**63 - 1 and 2**64 rather than their 19 or 20 digits."""
-    if isinstance(number, int) and number >= 2**20:
-        if (number + 1).bit_count() == 1:
-            return f"2**{number.bit_length()} - 1"
-        if number.bit_count() == 1:
-            return f"2**{number.bit_length() - 1}"
-    return f"{number:g}" if isinstance(number, float) else str(number)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The values a numeric setting takes: ``low`` to ``high``, each end included unless ``open_low`` /
-    ``open_high``. Integer bounds make an integer setting; nan lies in no interval."""
-
-    low: float
-    high: float
-    open_low: bool = False
-    open_high: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        above = value > self.low if self.open_low else value >= self.low
-        below = value < self.high if self.open_high else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        """What a value must be, after "must be": "at least 1 and at most 2**63 - 1", "in [0, 1)"."""
-        if isinstance(self.low, int) and isinstance(self.high, int) and not (self.open_low or self.open_high):
-            return f"at least {self.low} and at most {power_text(self.high)}"
-        if self.high == math.inf and self.open_high and self.low == 0:
-            return "a positive finite number" if self.open_low else "a finite number >= 0"
-        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
-
-
-# Each count reaches torch or NumPy, whose sizes, indices and split sizes are int64 ("Overflow when
-# unpacking long long" beyond); a seed seeds torch.Generator.manual_seed, which takes 0..2**64 - 1 (it
-# would map a negative seed onto a large one, so two seeds would give one run: refused); the thread
-# count goes to torch.set_num_threads, a C int.
-INDEX_MAX = 2**63 - 1
+# A seed seeds torch.Generator.manual_seed, which takes 0..2**64 - 1 (it would map a negative seed onto a
+# large one, so two seeds would give one run: refused); the thread count goes to torch.set_num_threads, a C int.
 SEED_MAX = 2**64 - 1
-COUNT = Interval(1, INDEX_MAX)
 SEED = Interval(0, SEED_MAX)
 SEED_COUNT = Interval(1, SEED_MAX + 1)  # seeds 0..N-1 (gevb reproduce --seeds N), each a SEED
-POSITIVE = Interval(0.0, math.inf, open_low=True, open_high=True)
-NONNEGATIVE = Interval(0.0, math.inf, open_high=True)
-FRACTION = Interval(0.0, 1.0, open_high=True)
 RANGES: dict[str, Interval] = {
-    "noise_scale": POSITIVE, "epochs": COUNT, "batch_size": COUNT, "lr": POSITIVE, "momentum": FRACTION,
+    "epochs": COUNT, "batch_size": COUNT, "lr": POSITIVE, "momentum": FRACTION,
     "weight_decay": NONNEGATIVE, "lr_step_epochs": COUNT, "seed": SEED, "val_fraction": FRACTION,
     "eval_every": COUNT, "patience": COUNT, "eval_batch_size": COUNT, "threads": Interval(1, 2**31 - 1),
 }  # fmt: skip
@@ -117,7 +76,9 @@ class TrainConfig:
     dataset: str = "digits"  # a built-in name (gevb.data.DATASETS), an .npz path, or the name of a Dataset you pass
     model: str = "fc-vec"  # a registered architecture (gevb.models.ARCHITECTURES) or a .yaml file describing one
     rule: str = "gevb"
-    noise_scale: float = 1e-2  # node-perturbation only: std of the noise on each hidden unit (docs/rules.md)
+    # the rule's own settings, as its ``Rule.options`` declare them (docs/rules.md); ``validate`` fills in
+    # every default, so a saved run records all of them
+    rule_options: dict[str, float | int | bool] = field(default_factory=dict)
     sign: str = "nonneg"
     widths: list[int] | None = None  # hidden widths (units / channels); None = the paper's
     epochs: int = 20
@@ -144,7 +105,10 @@ class TrainConfig:
     download: bool = False
 
     def validate(self) -> TrainConfig:
-        """Raise ValueError naming the first bad value and its fix; return self."""
+        """Raise ValueError naming the first bad value and its fix; return this config with every option of
+        its rule set (``rule_options``: those given, the others at their defaults)."""
+        if self.rule in ALIASES:
+            return self.replace(rule=canonical_rule(self.rule)).validate()
         if self.model not in ARCHITECTURES and not is_spec_file(self.model):
             raise ValueError(
                 f"unknown model {self.model!r}; choose one of {', '.join(ARCHITECTURES)} or a .yaml file describing one"
@@ -167,7 +131,14 @@ class TrainConfig:
         if self.widths is not None and (not self.widths or not all(width in WIDTH for width in self.widths)):
             raise ValueError(f"widths must be integers, each {WIDTH}, e.g. 1024,512; got {value_text(self.widths)}")
         check_device(self.device)
-        return self
+        options = rule_settings(self.rule, self.rule_options)
+        return self if options == self.rule_options else self.replace(rule_options=options)
+
+    def for_rule(self, rule: str) -> TrainConfig:
+        """This config for ``rule``, keeping only the rule options that ``rule`` declares (a grid's base
+        config holds the options of all its rules)."""
+        names = {option.name for option in RULES[rule].options}
+        return self.replace(rule=rule, rule_options={k: v for k, v in self.rule_options.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,12 +154,15 @@ def inapplicable(config: TrainConfig) -> dict[str, str]:
         why["momentum"] = f"it is SGD's (--optimizer sgd), and this run uses {config.optimizer}"
     if config.lr_schedule != "step":
         why["lr_step_epochs"] = f"it is the step schedule's (--lr-schedule step); this run's is {config.lr_schedule}"
-    for option in {option for rule in RULES.values() for option in rule.options} - set(RULES[config.rule].options):
-        owners = " and ".join(name for name, rule in RULES.items() if option in rule.options)
-        why[option] = f"it is {owners}'s, and this run's rule is {config.rule}"
-    if config.dataset not in DATA_FILES:
-        if config.dataset == "digits":
-            files = "digits ships with scikit-learn and needs no files"
+    own = {option.name for option in RULES[config.rule].options} if config.rule in RULES else set()
+    for option, (_, owners) in declared_options().items():
+        if option not in own:
+            why[option] = f"it is {' and '.join(owners)}'s, and this run's rule is {config.rule}"
+    if not (config.dataset in DATASETS and DATASETS[config.dataset].files):
+        if config.dataset in DATASETS:
+            files = f"{config.dataset} needs no files" + (
+                " (it ships with scikit-learn)" if config.dataset == "digits" else ""
+            )
         elif config.dataset.endswith(".npz"):
             files = f"{config.dataset} is the file itself"
         else:
@@ -227,6 +201,11 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
         if value is None and type(None) in options:
             return None
         hint = next(option for option in options if option is not type(None))
+    if typing.get_origin(hint) is dict:
+        if isinstance(value, dict) and all(type(k) is str and type(v) in (float, int, bool) for k, v in value.items()):
+            return dict(value)
+        example = "e.g. {noise_scale: 0.05}"
+        raise ValueError(f"{source}: {key} must be a mapping of option: number, {example}; got {value!r}")
     if typing.get_origin(hint) is list:
         if isinstance(value, list) and all(type(item) is int for item in value):
             return list(value)
@@ -247,12 +226,46 @@ def config_from_mapping(mapping: Any, source: str, base: TrainConfig | None = No
     """``base`` (default: the defaults) overridden by ``mapping``; unknown keys and wrong types raise."""
     if not isinstance(mapping, dict):
         raise ValueError(f"{source}: expected a mapping of option: value, got {type(mapping).__name__}")
+    if (
+        isinstance(mapping.get("rule"), str) and mapping["rule"] in ALIASES
+    ):  # a run saved under a rule's old name is a run of that rule
+        mapping = {**mapping, "rule": canonical_rule(mapping["rule"], warn=False)}
+    mapping = folded_rule_options(mapping)
     known = {field.name for field in fields(TrainConfig)}
     for key in mapping:
         if key not in known:
             raise ValueError(f"{source}: unknown option {key!r}; valid options: {', '.join(sorted(known))}")
     values = {key: _check_type(key, value, FIELD_TYPES[key], source) for key, value in mapping.items()}
+    if "rule_options" in values and base is not None:  # a mapping overrides the options it names, no others
+        values["rule_options"] = {**base.rule_options, **values["rule_options"]}
     return dataclasses.replace(base or TrainConfig(), **values)
+
+
+def folded_rule_options(mapping: dict[str, Any]) -> dict[str, Any]:
+    """``mapping`` with any rule option given at the top level moved under ``rule_options``. A mapping that
+    names its rule and whose rule does not declare the option drops it: configs and checkpoints from before
+    rules declared their options saved ``noise_scale`` at the top level for every rule."""
+    declared = declared_options()
+    loose = [key for key in mapping if key in declared]
+    if not loose:
+        return mapping
+    rule = mapping.get("rule")
+    own = {option.name for option in RULES[rule].options} if isinstance(rule, str) and rule in RULES else set(declared)
+    folded = {key: value for key, value in mapping.items() if key not in declared}
+    options = dict(mapping.get("rule_options") or {})
+    for key in loose:
+        if key in own or "rule" not in mapping:
+            options.setdefault(key, mapping[key])
+    if options:
+        folded["rule_options"] = options
+    return folded
+
+
+def given_names(mapping: dict[str, Any]) -> set[str]:
+    """The settings a mapping of overrides sets, for ``check_applies``: its keys, with each rule option under
+    ``rule_options`` named itself."""
+    options = mapping.get("rule_options")
+    return {key for key in mapping if key != "rule_options"} | set(options if isinstance(options, dict) else ())
 
 
 def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:

@@ -84,7 +84,7 @@ def grid_runs(
         raise ValueError("the filters leave no run; check --models, --rules and --signs")
     _check_list_fits(seeds, len(cells))
     return [
-        GridRun(base.replace(model=model, rule=rule, sign=sign, seed=seed).validate())
+        GridRun(base.for_rule(rule).replace(model=model, sign=sign, seed=seed).validate())
         for seed in range(seeds)
         for model, sign, rule in cells
     ]

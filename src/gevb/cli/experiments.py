@@ -9,7 +9,7 @@ from typing import Any
 
 from gevb.analysis.report import write_report
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
-from gevb.config import COUNT, RANGES, SEED_COUNT, check_applies, config_from_mapping, read_overrides
+from gevb.config import COUNT, RANGES, SEED_COUNT, check_applies, config_from_mapping, given_names, read_overrides
 from gevb.data import DATASETS
 from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
@@ -39,7 +39,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
     base = config_from_mapping(given, "command line", base)
     base = base.replace(dataset=args.dataset)
     runs = grid_runs(base, args.seeds, args.models, args.rules, args.signs)
-    check_applies([run.config for run in runs], {*overrides, *given})
+    check_applies([run.config for run in runs], given_names(overrides) | set(given))
     if args.shard is not None:
         runs = shard(runs, *args.shard)
     out = Path(args.out or f"runs/{args.dataset}")

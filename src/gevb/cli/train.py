@@ -27,6 +27,7 @@ from gevb.config import (
     TrainConfig,
     check_applies,
     config_from_mapping,
+    given_names,
     read_overrides,
 )
 from gevb.distributed import is_main_process
@@ -38,6 +39,7 @@ from gevb.models import ARCHITECTURES
 from gevb.paper import broadcast_rule
 from gevb.precision import PRECISIONS
 from gevb.rules import RULES
+from gevb.rules.base import ALIASES, declared_options
 from gevb.runs import RunFolder, check_out
 from gevb.text import counted
 from gevb.training import Trainer
@@ -54,8 +56,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             "metavar": MODEL_METAVAR,
             "help": f"{', '.join(ARCHITECTURES)}, or a YAML file describing a network (docs/architectures.md)",
         },
-        "rule": {"choices": tuple(RULES), "help": "learning rule (docs/rules.md; bp-autograd is the reference BP)"},
-        "noise_scale": {"type": float, "metavar": "SIGMA", "help": "node-perturbation: noise std per hidden unit"},
+        "rule": {
+            "choices": (*RULES, *ALIASES),
+            "metavar": "{" + ",".join(RULES) + "}",
+            "help": "learning rule (docs/rules.md; bp-autograd is the reference BP)",
+        },
         "sign": {"choices": SIGNS, "help": "nonneg: the VNN (ON/OFF init, clamp); mixed: He init, no constraint"},
         "widths": {"type": IntList(WIDTH), "metavar": "N,N,...", "help": "hidden widths (units or channels)"},
         "epochs": {"type": int},
@@ -106,6 +111,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "data_dir": "$GEVB_DATA_DIR/NAME or ~/.cache/gevb/NAME, then system folders",
     }
     for field in fields(TrainConfig):
+        if field.name == "rule_options":
+            continue
         options = flags[field.name]
         if field.name in RANGES:  # the range TrainConfig.validate checks, here with the flag's name
             options["type"] = Number(RANGES[field.name], options["type"])
@@ -113,19 +120,47 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         shown = unset[field.name] if field.name in unset else "off" if default is False else default
         options["help"] = f"{options.get('help', field.name.replace('_', ' '))} (default: {shown})"
         parser.add_argument(f"--{field.name.replace('_', '-')}", default=argparse.SUPPRESS, **options)
+    add_rule_option_flags(parser)
+
+
+RULE_OPTION = "rule_option:"  # the argparse ``dest`` prefix of a rule option's flag
+
+
+def add_rule_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per option the registered rules declare (``gevb.rules.options.RuleOption``), e.g.
+    ``--noise-scale``; its value goes to ``rule_options``."""
+    for name, (option, owners) in declared_options().items():
+        kind = option.kind
+        values = (
+            {"action": "store_true"} if kind is bool else {"type": Number(option.valid, kind) if option.valid else kind}
+        )
+        help_text = f"{', '.join(owners)}: {option.help} (default: {option.default})"
+        parser.add_argument(option.flag, dest=RULE_OPTION + name, default=argparse.SUPPRESS, help=help_text, **values)
+
+
+def rule_options_given(args: argparse.Namespace) -> dict[str, object]:
+    """The rule options given as flags (``add_rule_option_flags``)."""
+    return {key.removeprefix(RULE_OPTION): value for key, value in vars(args).items() if key.startswith(RULE_OPTION)}
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Defaults, then the YAML file of ``--config``, then the flags given. A rule given nowhere follows
     the model, as in ``sign-check``: GEVB for a vectorized model, DFA for a conventional one."""
     overrides = read_overrides(args.config) if args.config else {}
+    named = getattr(args, "rule", overrides.get("rule"))
+    if named in ALIASES:
+        print(f"note: --rule {named} is deprecated: {ALIASES[named][1]}; use {ALIASES[named][0]}", file=sys.stderr)
     base = config_from_mapping(overrides, args.config or "", TrainConfig())
     given = {field.name: getattr(args, field.name) for field in fields(TrainConfig) if hasattr(args, field.name)}
+    if options := rule_options_given(args):
+        given["rule_options"] = options
     config = config_from_mapping(given, "command line", base)
     if "rule" not in given and "rule" not in overrides:
         config = config.replace(rule=broadcast_rule(config.model))
-    config.validate()
-    check_applies([config], {*given, *overrides})
+    given = given_names(given) | given_names(overrides)
+    check_applies([config], given & set(declared_options()))  # another rule's option: before validate refuses it
+    config = config.validate()
+    check_applies([config], given)
     return config
 
 

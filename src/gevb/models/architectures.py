@@ -32,6 +32,7 @@ from gevb.models.specs import (
     is_spec_file,
     read_spec,
 )
+from gevb.plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class Architecture:
         return self.small_widths[channels > 1]
 
 
-ARCHITECTURES: dict[str, Architecture] = {}
+# the built-in architectures (registered below), then those of plugins (``gevb.plugins``), loaded on first read
+ARCHITECTURES: dict[str, Architecture] = Registry("gevb.architectures", builtins=__name__)
 
 
 def register_architecture(
@@ -62,7 +64,7 @@ def register_architecture(
     """Decorator: register ``builder(channels) -> layer specs`` as architecture ``name``."""
 
     def register(builder: Callable[[int], tuple[LayerSpec, ...]]):
-        if name in ARCHITECTURES:
+        if ARCHITECTURES.has(name):
             raise ValueError(f"architecture {name!r} is registered twice")
         ARCHITECTURES[name] = Architecture(name, family, vectorized, title, builder, small_widths)
         return builder

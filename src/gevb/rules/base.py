@@ -6,7 +6,8 @@ A rule's one job is to set ``.grad`` on the model's parameters from ``(model, ou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,25 +18,74 @@ from torch import nn
 from gevb.layers.base import WeightLayer, same_layout
 from gevb.models.architectures import architecture_names
 from gevb.models.network import Network, Trace
+from gevb.plugins import Registry
 from gevb.precision import fp32_trace
+from gevb.rules.options import RuleOption, settings
 
-RULES: dict[str, type[Rule]] = {}
+# the built-in rules (the modules of gevb.rules), then those of plugins (``gevb.plugins``), loaded on first read
+RULES: dict[str, type[Rule]] = Registry("gevb.rules", builtins="gevb.rules")
+ALIASES: dict[str, tuple[str, str]] = {}  # an old rule name -> (its rule's name, a note saying what changed)
 
 
 def register_rule(name: str, title: str | None = None):
     """Class decorator: make a rule buildable as ``make_rule(name, model)``; ``title`` names it in tables
     and figures (default: the name in capitals)."""
 
-    if name in RULES:
-        taken = RULES[name].__qualname__
+    if RULES.has(name):
+        taken = dict.__getitem__(RULES, name).__qualname__
         raise ValueError(f"a learning rule named {name!r} is registered already ({taken}); choose another name")
 
     def register(cls: type[Rule]) -> type[Rule]:
+        for option in cls.options:
+            shared = declared_options(RULES.registered()).get(option.name)
+            if shared is not None and shared[0].kind is not option.kind:
+                raise ValueError(
+                    f"rule {name!r} declares option {option.name!r} as {option.kind.__name__}, but {shared[1][0]!r} "
+                    f"declares it as {shared[0].kind.__name__} (one flag parses both); rename it"
+                )
         cls.name, cls.title = name, title or name.upper()
         RULES[name] = cls
         return cls
 
     return register
+
+
+def register_alias(old: str, name: str, note: str) -> None:
+    """Keep accepting the old name ``old`` of rule ``name``: it builds that rule after a FutureWarning with
+    ``note``, and saved runs that name it read as ``name`` (``canonical_rule``)."""
+    if RULES.has(old) or old in ALIASES or not RULES.has(name):
+        raise ValueError(f"cannot make {old!r} an alias of {name!r}: the name is taken or the rule is unknown")
+    ALIASES[old] = (name, note)
+
+
+def canonical_rule(name: str, warn: bool = True) -> str:
+    """The registered name of rule ``name``: itself, or the rule an old name (``ALIASES``) stands for, with a
+    FutureWarning saying so when ``warn``."""
+    if name not in ALIASES:
+        return name
+    new, note = ALIASES[name]
+    if warn:
+        warnings.warn(f"rule {name!r} is deprecated: {note}; use {new!r}", FutureWarning, stacklevel=3)
+    return new
+
+
+def declared_options(rules: Iterable[type[Rule]] | None = None) -> dict[str, tuple[RuleOption, list[str]]]:
+    """Every option name the rules (default: the registered ones) declare -> (the first declaration, the rules
+    declaring it)."""
+    found: dict[str, tuple[RuleOption, list[str]]] = {}
+    for rule in RULES.values() if rules is None else rules:
+        for option in rule.options:
+            found.setdefault(option.name, (option, []))[1].append(rule.name)
+    return found
+
+
+def rule_settings(name: str, given: dict[str, object]) -> dict[str, object]:
+    """The settings of rule ``name``: every option it declares, ``given`` or its default, checked
+    (``gevb.rules.options.settings``)."""
+    name = canonical_rule(name, warn=False)
+    if name not in RULES:
+        raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
+    return settings(name, RULES[name].options, given)
 
 
 def valid_pairs() -> str:
@@ -51,17 +101,13 @@ def valid_pairs() -> str:
 def make_rule(name: str, model: Network, seed: int = 0, **options) -> Rule:
     """Build the rule registered as ``name`` for ``model``; ``seed`` draws any fixed random state.
 
-    ``options``: the rule's own settings, those ``Rule.options`` names (e.g. node perturbation's
-    ``noise_scale``); any other is an error.
+    ``options``: the rule's own settings, those its ``Rule.options`` declare (e.g. node perturbation's
+    ``noise_scale``), each checked against its declaration; an option not given takes its default, any
+    other is an error naming the valid ones.
     """
-    if name not in RULES:
-        raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
-    rule = RULES[name]
-    unknown = sorted(set(options) - set(rule.options))
-    if unknown:
-        takes = f"it takes {', '.join(rule.options)}" if rule.options else "it takes none"
-        raise ValueError(f"rule {name!r} has no option {', '.join(map(repr, unknown))}; {takes}")
-    return rule(model, seed=seed, **options)
+    name = canonical_rule(name)
+    settings_given = rule_settings(name, options)
+    return RULES[name](model, seed=seed, **settings_given)
 
 
 def check_labels(target: torch.Tensor, classes: int) -> None:
@@ -119,7 +165,8 @@ class Rule(nn.Module):
 
     Class attributes: ``name`` (set by ``register_rule``), ``vectorized`` (which network kinds it
     is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd),
-    ``options`` (names of the keyword settings its constructor takes beyond ``model`` and ``seed``),
+    ``options`` (the ``RuleOption``s it declares: ``Rule.__init__`` checks them and sets each as
+    ``self.<name>``, so the declaration is the one place an option is named),
     ``per_unit_signals`` (False for a rule whose updates do not go through per-unit signals, such as
     autograd's BP: it overrides ``set_grads``, and the alignment analysis reports its updates only).
     Rules are modules so that fixed random state (DFA feedback) lives in buffers.
@@ -129,16 +176,18 @@ class Rule(nn.Module):
     title: ClassVar[str]
     vectorized: ClassVar[tuple[bool, ...]] = (True, False)
     needs_graph: ClassVar[bool] = False
-    options: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[RuleOption, ...]] = ()
     per_unit_signals: ClassVar[bool] = True
 
-    def __init__(self, model: Network, seed: int = 0) -> None:
+    def __init__(self, model: Network, seed: int = 0, **options: object) -> None:
         super().__init__()
         if model.vectorized not in self.vectorized:
             kind = "vectorized" if model.vectorized else "conventional"
             raise ValueError(
                 f"rule {self.name!r} is not defined for the {kind} model {model.name!r}; valid pairs: {valid_pairs()}"
             )
+        for key, value in settings(self.name, self.options, options).items():
+            setattr(self, key, value)
 
     def set_grads(self, model: Network, output: Trace, target: torch.Tensor) -> torch.Tensor:
         """Set ``.grad`` of every parameter of ``model``; return the batch's mean loss (detached)."""
@@ -157,6 +206,10 @@ class Rule(nn.Module):
     def deliver(self, model: Network, output: Trace, error: torch.Tensor, target: torch.Tensor) -> None:
         """Set the gradients: the hidden layers' from ``signals``, the readout's true one."""
         deliver_signals(model, output, error, self.signals(model, output, error, target))
+
+    def after_update(self, model: Network) -> None:
+        """After the optimizer's step and the model's constraint (not after a skipped step): a rule whose own
+        state follows the weights (Kolen-Pollack, weight mirror) updates it here."""
 
 
 BackwardWeight = Callable[[int, WeightLayer], torch.Tensor]
@@ -226,7 +279,8 @@ def train_step(
     before_step: Callable[[torch.Tensor], bool] | None = None,
     check: bool = True,
 ) -> torch.Tensor:
-    """One update: forward, ``rule.set_grads``, ``optimizer.step()``, ``model.apply_constraint()``.
+    """One update: forward, ``rule.set_grads``, ``optimizer.step()``, ``model.apply_constraint()``,
+    ``rule.after_update(model)``.
 
     Gradients reach the optimizer in their parameters' layout (``give_grads_parameter_layout``).
 
@@ -250,4 +304,5 @@ def train_step(
     if before_step is None or before_step(loss):
         optimizer.step()
         model.apply_constraint()
+        rule.after_update(model)
     return loss
