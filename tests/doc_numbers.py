@@ -20,7 +20,7 @@ THREADS = 1  # what the table was measured with
 # Every documented run, in the table's order: the field's rules in each network, then GEVB, DFA and BP beside them.
 RUNS = [
     (model, rule)
-    for rule in ("fa", "sign-symmetry", "drtp", "node-perturbation")
+    for rule in ("fa", "usf", "drtp", "node-perturbation")
     for model in ("fc", "conv", "fc-vec", "conv-vec")
 ] + [("fc-vec", "gevb"), ("conv-vec", "gevb"), ("fc", "dfa"), ("conv", "dfa"), ("fc", "bp"), ("fc-vec", "bp")]
 

@@ -5,7 +5,7 @@ vectorized first layer's component k on the input times its own block of the wei
 expanded input's definition), the scalar op applied to each of the K components, ``F.unfold``
 patches for locally connected layers, ``F.avg_pool2d``,
 the gate from its definition ``G = 1[t . h >= 0]``. Gradients come from ``torch.autograd``:
-the true gradient for BP, for feedback alignment and sign-symmetry the true gradient of a network
+the true gradient for BP, for the rules with backward weights (``FEEDBACK``) the true gradient of a network
 whose input gradients flow through other weights, and for the broadcast rules (GEVB, DFA, DRTP, node
 perturbation) the gradient of each layer given the output gradient the rule prescribes
 (docs/method.md, docs/rules.md). The update is ``torch.optim.Adam(fused=False,
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
+from rule_tests import rule_test_modules
 
 
 def local2d(x: torch.Tensor, weight: torch.Tensor, layer: VecLocal2d) -> torch.Tensor:
@@ -73,7 +74,7 @@ def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor, backward=No
     """Run ``model``'s architecture with the tensors ``params`` (named as in ``model``).
 
     ``backward[i]``: a tensor that weight layer i's input gradient flows through instead of its weight
-    (feedback alignment, sign-symmetry): the layer computes ``f(a.detach(), W) + f(a, B) - f(a, B).detach()``,
+    (``FEEDBACK``'s rules): the layer computes ``f(a.detach(), W) + f(a, B) - f(a, B).detach()``,
     whose value is ``f(a, W)``, whose weight gradient is W's own and whose input gradient is B's.
     ``perturb[i]``: added to weight layer i's output h before its gate (node perturbation).
     Returns ``(logits (B, classes), layers)``, ``layers[i] = (a_in, h, G)`` for every weight layer i:
@@ -106,29 +107,49 @@ def forward(model, params: dict[str, torch.Tensor], x: torch.Tensor, backward=No
     return logits, records
 
 
-def backward_weights(model, rule, params: dict[str, torch.Tensor]) -> dict[int, torch.Tensor]:
-    """What each weight layer past the first sends its input gradient through: fa's fixed feedback, or
-    sign-symmetry's ``sign(W) mean|W|`` from the current weights."""
-    if rule.name == "fa":
-        return {
-            i: getattr(rule, f"feedback_{i}").to(params[f"layers.{i}.weight"].dtype) for i in model.weight_indices[1:]
-        }
-    weights = {i: params[f"layers.{i}.weight"].detach() for i in model.weight_indices[1:]}
-    return {i: torch.sign(w) * (w.abs() > 1e-6 * w.abs().mean()) * w.abs().mean() for i, w in weights.items()}
+class FixedFeedback:
+    """Feedback alignment's reference: each weight layer past the first sends its input gradient through the
+    rule's fixed ``feedback_<i>`` as it was before the steps (``rule_state``)."""
+
+    def __init__(self, model, rule, rule_state: dict[str, torch.Tensor], dtype: torch.dtype) -> None:
+        self.feedback = {i: rule_state[f"feedback_{i}"].to(dtype) for i in model.weight_indices[1:]}
+
+    def backward(self, params: dict[str, torch.Tensor], step: int) -> dict[int, torch.Tensor]:
+        return self.feedback
+
+    def after_update(self, params: dict[str, torch.Tensor], before: dict[str, torch.Tensor], step: int) -> None:
+        """After Adam and the clamp: nothing changes fixed feedback."""
 
 
-def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, step: int = 0):
+# Rule name -> the reference of a rule whose credit travels back through other weights than the forward ones:
+# ``factory(model, rule, rule_state, dtype)`` gives an object with ``backward(params, step)`` (each weight layer's
+# backward weight at that step) and ``after_update(params, before, step)`` (after Adam and the clamp; may change
+# the parameters and its own state). Each rule's own test file registers its reference (``tests/test_rule_*.py``).
+FEEDBACK = {"fa": FixedFeedback}
+
+
+def feedback_reference(name: str):
+    """The registered reference factory of rule ``name``, or None; the rules' test files are imported first."""
+    if name not in FEEDBACK:
+        rule_test_modules()
+    return FEEDBACK.get(name)
+
+
+def gradients(
+    model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, step: int = 0, feedback=None
+):
     """The gradient ``rule`` prescribes for every trainable tensor of ``params`` (docs/method.md, docs/rules.md).
 
-    ``bp``, ``bp-autograd``: autograd's gradient of the mean cross-entropy; ``fa``, ``sign-symmetry``: the
-    same through their backward weights. ``gevb``: hidden layer l gets ``dL/dh_l[b, k, m] = G_l[b, m] e[b, k] / B``;
-    ``dfa``: ``dL/dh_l = G_l (e @ B_l) / B`` with ``e @ B_l`` shaped (C, H, W); ``drtp``: those with ``-y`` for
-    ``e``; ``node-perturbation``: ``dL/dh_l[b, k, m] = (L~_b - L_b) xi[b, m] u[b, k] / (sigma B)`` from a
-    perturbed forward pass here, with the rule's noise of ``step``. The readout always gets its true gradient.
+    ``bp``, ``bp-autograd``: autograd's gradient of the mean cross-entropy; a rule with ``feedback`` (its
+    ``FEEDBACK`` reference): the same through the backward weights it gives for ``step``. ``gevb``: hidden
+    layer l gets ``dL/dh_l[b, k, m] = G_l[b, m] e[b, k] / B``; ``dfa``: ``dL/dh_l = G_l (e @ B_l) / B`` with
+    ``e @ B_l`` shaped (C, H, W); ``drtp``: those with ``-y`` for ``e``; ``node-perturbation``:
+    ``dL/dh_l[b, k, m] = (L~_b - L_b) xi[b, m] u[b, k] / (sigma B)`` from a perturbed forward pass here, with
+    the rule's noise of ``step``. The readout always gets its true gradient.
     """
     trainable = {name: value for name, value in params.items() if value.requires_grad}
-    if rule.name in ("bp", "bp-autograd", "fa", "sign-symmetry"):
-        backward = {} if rule.name.startswith("bp") else backward_weights(model, rule, params)
+    if rule.name in ("bp", "bp-autograd") or feedback is not None:
+        backward = {} if feedback is None else feedback.backward(params, step)
         logits = forward(model, params, x, backward)[0]
         loss = F.cross_entropy(logits, y)
         return dict(zip(trainable, torch.autograd.grad(loss, list(trainable.values())), strict=True))
@@ -173,7 +194,14 @@ def gradients(model, rule, params: dict[str, torch.Tensor], x: torch.Tensor, y: 
 
 
 def reference_steps(
-    model, rule, initial: dict[str, torch.Tensor], batches, lr: float, dtype=torch.float64, parts: int = 1
+    model,
+    rule,
+    initial: dict[str, torch.Tensor],
+    batches,
+    lr: float,
+    dtype=torch.float64,
+    parts: int = 1,
+    rule_state: dict[str, torch.Tensor] | None = None,
 ):
     """Train a copy of ``initial`` (a state dict of ``model``) for the given ``(x, y)`` batches.
 
@@ -182,8 +210,12 @@ def reference_steps(
     perturbation, whose processes each draw the step's noise for their own slice).
 
     Adam (``fused=False, foreach=False``), then the nonneg clamp of every weight past the first
-    layer. Returns the final state as a dict of tensors in ``dtype``.
+    layer, then the rule's own ``after_update`` reference (``FEEDBACK``). ``rule_state``: the rule's state
+    dict before the steps (default: its state now). Returns the final state as a dict of tensors in ``dtype``.
     """
+    factory = feedback_reference(rule.name)
+    state = rule.state_dict() if rule_state is None else rule_state
+    feedback = None if factory is None else factory(model, rule, state, dtype)
     params = {name: value.detach().to(dtype).clone() for name, value in initial.items()}
     trainable = [name for name, _ in model.named_parameters()]
     for name in trainable:
@@ -193,14 +225,17 @@ def reference_steps(
     for step, (x, y) in enumerate(batches):
         grads = {}
         for xs, ys in zip(x.tensor_split(parts), y.tensor_split(parts), strict=True):
-            for name, grad in gradients(model, rule, params, xs.to(dtype), ys, step).items():
+            for name, grad in gradients(model, rule, params, xs.to(dtype), ys, step, feedback).items():
                 grads[name] = grads.get(name, 0) + grad * (len(ys) / len(y))
         for name in trainable:
             params[name].grad = grads[name]
+        before = {name: params[name].detach().clone() for name in trainable}
         optimizer.step()
-        if model.sign == "nonneg":
-            with torch.no_grad():
+        with torch.no_grad():
+            if model.sign == "nonneg":
                 for name in trainable:
                     if name.endswith(".weight") and name != first:
                         params[name].clamp_(min=0)
+            if feedback is not None:
+                feedback.after_update(params, before, step)
     return {name: value.detach() for name, value in params.items()}

@@ -14,6 +14,7 @@ from conftest import valid_pairs
 from corruption import CORRUPTIONS
 from gevb.init import SIGNS
 from learning import switched_off, triples_used
+from rule_tests import rule_test_modules
 
 pytestmark = pytest.mark.corruption
 
@@ -33,9 +34,12 @@ def parameter_sets(test) -> list[dict]:
 
 def learning_checks() -> list[tuple[str, object, dict]]:
     """(id, test, parameters) for every parametrized test of test_learning.py (a learning check; the others
-    check its tables) and each of its parameter sets."""
+    check its tables) and every ``@learning.uses`` test of the rules' own test files, and each of its
+    parameter sets."""
     tests = [getattr(test_learning, name) for name in dir(test_learning) if name.startswith("test_")]
     tests = [test for test in tests if parameter_sets(test) != [{}]]
+    for module in rule_test_modules():
+        tests += [getattr(module, name) for name in dir(module) if hasattr(getattr(module, name), "triples")]
     return [
         (f"{test.__name__}[{'-'.join(map(str, params.values()))}]", test, params)
         for test in tests

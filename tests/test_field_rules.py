@@ -1,5 +1,5 @@
 """The field's other rules (docs/rules.md) against the properties that define them: feedback alignment
-and sign-symmetry are BP when their backward weights are the forward ones, DRTP's hidden updates do not
+and uSF are BP when their backward weights are the forward ones, DRTP's hidden updates do not
 depend on the output, node perturbation's estimate is unbiased. Their whole steps are in test_step.py."""
 
 from __future__ import annotations
@@ -46,21 +46,21 @@ def test_fa_with_the_forward_weights_as_feedback_is_bp(name, sign):
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
-def test_sign_symmetry_with_equal_magnitudes_is_bp(name):
-    """``sign(W) mean|W|`` is W itself when every weight past the first has one magnitude."""
+def test_usf_with_weights_of_its_magnitude_is_bp(name):
+    """``c_l sign(W_l)`` is W_l itself when every weight of layer l past the first has magnitude c_l."""
     model = build_model(name, (1, 8, 8), 10, "mixed", widths=small_widths(name), seed=3, **F64)
+    rule = make_rule("usf", model)
     with torch.no_grad():
-        for layer in model.weight_layers[1:]:
-            layer.weight.copy_(0.1 * torch.sign(layer.weight))
+        for i in model.weight_indices[1:]:
+            model.layers[i].weight.copy_(rule.scales[i] * torch.sign(model.layers[i].weight))
     x, y = batch()
     expected = gradients(make_rule("bp", model), model, x, y)
-    for key, value in gradients(make_rule("sign-symmetry", model), model, x, y).items():
+    for key, value in gradients(rule, model, x, y).items():
         assert_close(value, expected[key], msg=key)
     with torch.no_grad():  # magnitudes that differ: no longer BP
         model.weight_layers[-1].weight.mul_(torch.linspace(0.5, 2, model.weight_layers[-1].weight.shape[-1]))
     expected = gradients(make_rule("bp", model), model, x, y)
-    assert not torch.allclose(gradients(make_rule("sign-symmetry", model), model, x, y)["layers.0.weight"],
-                              expected["layers.0.weight"])  # fmt: skip
+    assert not torch.allclose(gradients(rule, model, x, y)["layers.0.weight"], expected["layers.0.weight"])
 
 
 @pytest.mark.parametrize("sign", SIGNS)

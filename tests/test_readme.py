@@ -78,10 +78,12 @@ def networks_of(rule) -> str:
     return "both" if len(rule.vectorized) == 2 else kinds[rule.vectorized[0]]
 
 
-def test_the_rule_tables_list_every_registered_rule_and_where_it_is_defined():
+def test_the_rules_table_lists_every_registered_rule_where_it_is_defined_and_its_options():
     from gevb.rules import RULES
 
-    rules_page = (ROOT / "docs/rules.md").read_text()
-    for rows in (rule_rows(README, "| Rule (`make_rule"), rule_rows(rules_page, "| rule | networks |")):
-        assert [row[0] for row in rows] == list(RULES)
-        assert [row[1] for row in rows] == [networks_of(rule) for rule in RULES.values()]
+    rows = rule_rows((ROOT / "docs/rules.md").read_text(), "| rule | networks |")
+    assert [row[0] for row in rows] == list(RULES)
+    assert [row[1] for row in rows] == [networks_of(rule) for rule in RULES.values()]
+    for row, rule in zip(rows, RULES.values(), strict=True):
+        declared = ", ".join(f"{option.name} ({option.default:g})" for option in rule.options)
+        assert row[4].replace("`", "") == declared, f"{row[0]}: options {row[4]!r}, declared {declared!r}"

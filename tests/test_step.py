@@ -15,13 +15,18 @@ import torch
 import gevb.layers.dispatch as dispatch
 import gevb.rules.base as base
 from conftest import cuda_only, small_widths, valid_pairs
-from gevb import ARCHITECTURES
+from gevb import ARCHITECTURES, RULES
 from gevb.config import TrainConfig
 from gevb.data import Dataset, Split
 from gevb.rules import BP
 from gevb.rules.base import give_grads_parameter_layout
 from gevb.training import Trainer
 from reference import reference_steps
+from rule_tests import merged
+
+# Options a rule's own test file sets for these steps, to keep them short (weight mirror's warm-up: the steps
+# start from whatever B it left, which the reference reads)
+TEST_OPTIONS = merged("TEST_OPTIONS")
 
 STEPS, BATCH, LR = 3, 16, 1e-2
 # (C, H, W): one- and three-channel (the MNIST and the CIFAR-10 layouts), square and not; (3, 16, 8) leaves
@@ -44,7 +49,8 @@ def synthetic(
 def engine(arch: str, rule: str, sign: str, shape, dtype: torch.dtype, device: str = "cpu") -> Trainer:
     """A ``Trainer`` for the triple at small widths on synthetic data, its model and rule in ``dtype``."""
     config = TrainConfig(model=arch, rule=rule, sign=sign, widths=list(small_widths(arch, shape[0])),
-                         batch_size=BATCH, lr=LR, seed=3, device=device)  # fmt: skip
+                         batch_size=BATCH, lr=LR, seed=3, device=device,
+                         rule_options=TEST_OPTIONS.get(rule, {}))  # fmt: skip
     trainer = Trainer(config, data=synthetic(shape, dtype, device=device))
     trainer.model.to(dtype)  # in place: the optimizer keeps the same parameters
     trainer.rule.to(dtype)
@@ -61,17 +67,23 @@ def engine_steps(trainer: Trainer) -> tuple[dict[str, torch.Tensor], list[torch.
     return initial, batches
 
 
-def reference_for(trainer: Trainer, initial, batches, dtype=torch.float64, parts: int = 1) -> dict[str, torch.Tensor]:
-    """The reference's state after the same steps from ``initial`` on the same batches (split in ``parts``)."""
+def reference_for(
+    trainer: Trainer, initial, batches, dtype=torch.float64, parts: int = 1, rule_state=None
+) -> dict[str, torch.Tensor]:
+    """The reference's state after the same steps from ``initial`` on the same batches (split in ``parts``);
+    ``rule_state``: the rule's state before the steps (default: its state now)."""
     train = trainer.data.train
     batches = [(train.x[b], train.y[b]) for b in batches]
-    return reference_steps(trainer.model, trainer.rule, initial, batches, LR, dtype, parts)
+    return reference_steps(trainer.model, trainer.rule, initial, batches, LR, dtype, parts, rule_state)
 
 
 def engine_and_reference(trainer: Trainer, dtype=torch.float64):
-    """``STEPS`` engine steps and the reference's steps on the batches the engine drew."""
+    """``STEPS`` engine steps and the reference's steps on the batches the engine drew, from the same model and
+    rule state (a rule's backward weights may change with the steps: Kolen-Pollack, weight mirror)."""
+    rule_state = {name: value.clone() for name, value in trainer.rule.state_dict().items()}
     initial, batches = engine_steps(trainer)
-    return dict(trainer.model.named_parameters()), initial, reference_for(trainer, initial, batches, dtype)
+    expected = reference_for(trainer, initial, batches, dtype, rule_state=rule_state)
+    return dict(trainer.model.named_parameters()), initial, expected
 
 
 # Absolute tolerance: Adam divides a gradient far below its eps (1e-8) by eps, not by the gradient's own
@@ -84,8 +96,16 @@ def triples():
     return [(arch, rule, sign) for arch, rule in valid_pairs() for sign in ("nonneg", "mixed")]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize(("arch", "rule", "sign"), triples())
+def with_shapes() -> list[tuple[str, str, str, tuple[int, int, int]]]:
+    """Every triple with two of ``SHAPES``, one of one channel and one of three, taken in turn by the rules (the
+    k-th registered rule gets SHAPES[k % 4] and SHAPES[(k + 2) % 4]), so that every architecture and sign meets
+    every shape under some rule, and every rule meets a one- and a three-channel input in every network."""
+    order = {name: k for k, name in enumerate(RULES)}
+    return [(*triple, SHAPES[(order[triple[1]] + j) % 4]) for triple in triples() for j in (0, 2)]
+
+
+@pytest.mark.parametrize(("arch", "rule", "sign", "shape"), with_shapes(), ids=lambda v: "x".join(map(str, v))
+                         if isinstance(v, tuple) else v)  # fmt: skip
 def test_engine_steps_equal_reference_steps_in_float64(arch, rule, sign, shape, monkeypatch):
     """float64, relative 1e-9: the same arithmetic up to summation order."""
     if ARCHITECTURES[arch].family == "lc":
@@ -197,9 +217,10 @@ def test_the_engine_steps_correctly_on_a_users_permuted_gradients(monkeypatch):
 
 PARALLEL_CASES = [("lc-vec", "gevb", "nonneg", (1, 8, 8)), ("conv-vec", "bp", "mixed", (1, 8, 12)),
                   ("lc", "dfa", "nonneg", (3, 16, 8)), ("fc", "bp-autograd", "nonneg", (3, 8, 8)),
-                  ("conv", "fa", "mixed", (1, 8, 12)), ("lc-vec", "sign-symmetry", "nonneg", (1, 8, 8)),
+                  ("conv", "fa", "mixed", (1, 8, 12)), ("lc-vec", "usf", "nonneg", (1, 8, 8)),
                   ("fc-vec", "drtp", "mixed", (3, 8, 8)), ("conv-vec", "node-perturbation", "nonneg", (1, 8, 8)),
-                  ("fc", "node-perturbation", "mixed", (3, 16, 8))]  # fmt: skip
+                  ("fc", "node-perturbation", "mixed", (3, 16, 8)), ("conv", "kolen-pollack", "nonneg", (1, 8, 12)),
+                  ("fc-vec", "weight-mirror", "mixed", (1, 8, 8))]  # fmt: skip
 
 
 def test_two_gloo_processes_step_like_the_single_process_reference(tmp_path):

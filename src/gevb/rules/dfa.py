@@ -40,8 +40,8 @@ class DFA(Rule):
 
     vectorized = (False,)
 
-    def __init__(self, model: Network, seed: int = 0) -> None:
-        super().__init__(model, seed)
+    def __init__(self, model: Network, seed: int = 0, **options: object) -> None:
+        super().__init__(model, seed, **options)
         self.shapes = model.hidden_shapes()
         self.register_buffer("feedback", random_feedback(model, seed, signed=model.sign == "mixed"))
 

@@ -29,8 +29,8 @@ class DRTP(Rule):
     onto a unit is the identity and needs no random matrix).
     """
 
-    def __init__(self, model: Network, seed: int = 0) -> None:
-        super().__init__(model, seed)
+    def __init__(self, model: Network, seed: int = 0, **options: object) -> None:
+        super().__init__(model, seed, **options)
         if not model.vectorized:
             self.shapes = model.hidden_shapes()
             self.register_buffer("feedback", random_feedback(model, seed, signed=True))

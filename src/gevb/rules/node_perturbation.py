@@ -3,14 +3,14 @@ noise, as the credit; the noisy global broadcast that GEVB replaces by an exact 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from gevb.init import stream_seed
+from gevb.intervals import POSITIVE
 from gevb.models.network import Network, Trace
 from gevb.rules.base import HiddenSignals, Rule, register_rule
+from gevb.rules.options import RuleOption
 
 NOISE_STREAM = 3  # gevb.init.stream_seed; FA's feedback is stream 2
 
@@ -31,13 +31,12 @@ class NodePerturbation(Rule):
     Under data-parallel training every process draws the same stream for its own slice of the batch.
     """
 
-    options = ("noise_scale",)
+    options = (RuleOption("noise_scale", float, 1e-2, "std of the noise on each hidden unit (sigma)", POSITIVE),)
+    noise_scale: float
 
-    def __init__(self, model: Network, seed: int = 0, noise_scale: float = 1e-2) -> None:
-        super().__init__(model, seed)
-        if not 0 < noise_scale < math.inf:
-            raise ValueError(f"noise_scale must be a positive finite number, got {noise_scale}")
-        self.seed, self.noise_scale, self.steps = seed, noise_scale, 0
+    def __init__(self, model: Network, seed: int = 0, **options: object) -> None:
+        super().__init__(model, seed, **options)
+        self.seed, self.steps = seed, 0
 
     def get_extra_state(self) -> torch.Tensor:
         return torch.tensor(self.steps)
