@@ -46,14 +46,14 @@ def test_every_registered_spec_round_trips_through_yaml_and_builds_the_same_netw
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (MY_NET.replace("op: pool", "op: maxpool"), r"layers\[1\]: unknown op 'maxpool'; use one of linear, conv"),
+        (MY_NET.replace("op: pool", "op: dropout"), r"layers\[1\]: unknown op 'dropout'; use one of linear, conv"),
         (MY_NET.replace("kernel: 3, ", ""), r"layers\[0\] \(conv\): needs width, kernel"),
         (MY_NET.replace("padding: 1", "dilation: 2"), r"layers\[0\] \(conv\): unknown key 'dilation'"),
         (MY_NET.replace("width: 64", "width: -4"), r"layers\[3\] \(linear\): width must be a positive integer"),
         (MY_NET.replace("vectorized: true", "vectorized: maybe"), r"vectorized must be true"),
         (MY_NET.replace("layers:", "blocks:"), r"unknown key 'blocks'"),
         ("name: x\nvectorized: true\nlayers: []\n", r"layers must be a non-empty list"),
-        ("name: x\nvectorized: true\nlayers: [{op: pool}, {op: flatten}]\n", r"at least one linear, conv or local"),
+        ("name: x\nvectorized: true\nlayers: [{op: pool}, {op: flatten}]\n", r"at least one weight layer \(linear"),
         ("layers: [", r"is not valid YAML"),
     ],
 )

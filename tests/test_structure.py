@@ -65,8 +65,10 @@ EXTENSION_API = {
                    "gevb.layers", "gevb.layers.base", "gevb.init", "gevb.intervals", "gevb.models.network"},
     "gevb.data.sets": {"gevb.data.datasets", "gevb.data.digits", "gevb.data.errors", "gevb.data.formats",
                        "gevb.data.readers", "gevb.data.registry", "gevb.files"},
+    "gevb.layers": {"gevb.layers.base", "gevb.layers.kinds", "gevb.layers.dispatch", "gevb.init"},
 }  # fmt: skip
-SHARED = {"gevb.rules.base", "gevb.rules.options", "gevb.rules.bp", "gevb.rules.feedback", "gevb.rules.dfa"}
+SHARED = {"gevb.rules.base", "gevb.rules.options", "gevb.rules.bp", "gevb.rules.feedback", "gevb.rules.dfa",
+          "gevb.layers.base", "gevb.layers.kinds", "gevb.layers.dispatch", "gevb.layers.gate"}  # fmt: skip
 
 
 def test_each_rule_and_data_set_file_imports_only_the_extension_api():
@@ -84,3 +86,28 @@ def test_the_loop_holds_no_policy():
     loop = (PACKAGE / "training.py").read_text()
     for name in ("patience", "stop_at_100", "on_nonfinite", "average_over_processes", "isfinite"):
         assert name not in loop, name
+
+
+def test_no_code_outside_the_layers_dispatches_on_a_layer_kind():
+    """Each layer kind carries its behaviour (``gevb.layers.kinds``): outside ``gevb.layers`` no ``isinstance``
+    names a kind's spec or module class. The method's roles stay: a weight layer, a gate."""
+    import dataclasses
+
+    from gevb.layers import LAYER_KINDS
+    from gevb.layers.kinds import LayerSpec
+
+    kinds = {kind.__name__ for kind in LAYER_KINDS.values()} | {"LayerSpec", "Window"}
+    modules = set()
+    for kind in LAYER_KINDS.values():
+        spec = kind(**{f.name: 2 for f in dataclasses.fields(kind) if f.default is dataclasses.MISSING})
+        modules.add(type(spec.build((4,) if kind.flat else (4, 8, 8), 1, False, False, {})[0]).__name__)
+    assert {"Linear", "Conv", "MaxPool"} <= kinds and {"VecLinear", "VecConv2d"} <= modules
+    assert all(issubclass(kind, LayerSpec) for kind in LAYER_KINDS.values())
+    for path in PACKAGE.rglob("*.py"):
+        if path.is_relative_to(PACKAGE / "layers"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+                named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                named |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
+                assert not named & (kinds | modules), f"{path.relative_to(PACKAGE)}:{node.lineno} {sorted(named)}"

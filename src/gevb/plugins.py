@@ -1,4 +1,4 @@
-"""Plugins: other packages add rules, architectures and data sets through entry points, and the registries
+"""Plugins: other packages add rules, architectures, data sets and layer kinds through entry points, and the registries
 load them lazily, on first read (importing gevb imports no plugin).
 
 A plugin distribution declares, in its ``pyproject.toml``::
@@ -18,7 +18,7 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any
 
-GROUPS = ("gevb.rules", "gevb.architectures", "gevb.datasets")
+GROUPS = ("gevb.rules", "gevb.architectures", "gevb.datasets", "gevb.layers")
 
 
 def load_plugins(group: str) -> list[str]:

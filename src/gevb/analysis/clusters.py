@@ -1,6 +1,6 @@
 """Cluster quality of the last convolutional block's features (the paper's t-SNE analysis, docs/method.md §7).
 
-Features are the input of the network's ``VecFlatten`` (the last conv / LC block's output, all K
+Features are the input of the network's flatten layer (the last conv / LC block's output, all K
 components of a vectorized network), for the model at initialization (rebuilt from the run's seed)
 and after training. Each set goes through PCA (to at most 50 dimensions) and a 2-D t-SNE; on the
 embedding, the *ratio* is the mean over classes of the within-class RMS pairwise distance divided by
@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from gevb.layers import VecFlatten
+from gevb.layers.kinds import module_kind
 from gevb.models import Network
 
 
 def block_features(model: Network, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """(N, D) float64: the input of ``model``'s VecFlatten for each example of x (N, *input_shape)."""
-    flatten = [i for i, layer in enumerate(model.layers) if isinstance(layer, VecFlatten)]
+    """(N, D) float64: the input of ``model``'s flatten layer for each example of x (N, *input_shape)."""
+    flatten = [i for i, layer in enumerate(model.layers) if module_kind(layer) == "flatten"]
     if not flatten:
         raise ValueError(f"{model.name} has no convolutional block; cluster-quality needs a conv or lc model")
     with torch.no_grad():

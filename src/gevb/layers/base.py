@@ -96,9 +96,11 @@ class WeightLayer(nn.Module):
     """A layer with scalar weights shared over the K components and a K-vector bias.
 
     Subclasses set ``weight``, ``bias``, ``vector_dim``, ``expand_input`` and ``fan_in`` and
-    implement ``forward``, ``input_credit``, ``set_grads`` and ``block_shape``.
+    implement ``forward``, ``input_credit``, ``set_grads`` and ``block_shape``; ``flat_input``: whether it
+    takes features (B, K, N) rather than feature maps (a readout does).
     """
 
+    flat_input: bool = False
     weight: nn.Parameter
     bias: nn.Parameter
     vector_dim: int

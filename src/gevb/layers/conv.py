@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, project_components
+from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, conv_output_size, project_components
+from gevb.layers.kinds import Window, register_layer
 
 
 class VecConv2d(SpatialWeightLayer):
@@ -18,6 +22,8 @@ class VecConv2d(SpatialWeightLayer):
     filters ``W[:, k*C_in:(k+1)*C_in]``, computed as one convolution with K*out filters.
     Output ``(B, K, out, H', W')``; bias ``(K, out)``.
     """
+
+    kind = "conv"
 
     def __init__(
         self,
@@ -94,3 +100,16 @@ class VecConv2d(SpatialWeightLayer):
                 contract(err, a_in), self.weight.shape, g, stride=self.stride, padding=self.padding
             )
         self.bias.grad = bias_grad(err, g.sum((2, 3)))
+
+
+@register_layer
+@dataclass(frozen=True)
+class Conv(Window):
+    """Convolution (the window's weights shared over positions)."""
+
+    op: ClassVar[str] = "conv"
+
+    def build(self, shape, k, expand, vectorized, factory):
+        layer = VecConv2d(shape[0], self.width, self.kernel, k, self.stride, self.padding, expand, **factory)
+        sizes = [conv_output_size(size, self.kernel, self.stride, self.padding) for size in shape[1:]]
+        return layer, (self.width, *sizes)

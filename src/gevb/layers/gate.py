@@ -27,6 +27,8 @@ class TGate(nn.Module):
     treat G as constant, so the scalar credit passes as ``c * G``; a ``Trace`` keeps G, not h.
     """
 
+    kind = "gate"
+
     def __init__(self, units: int, vector_dim: int, device=None, dtype=None) -> None:
         super().__init__()
         self.register_buffer("t", torch.empty(units, vector_dim, device=device, dtype=dtype))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from gevb.layers.base import WeightLayer, bias_grad, contract, matmul_nt
+from gevb.layers.kinds import LayerSpec, register_layer
 
 
 class VecLinear(WeightLayer):
@@ -16,6 +20,9 @@ class VecLinear(WeightLayer):
     ``(B, in)``, ``h[b, k, i] = sum_d W[i, k, d] x[b, d] + b[k, i]`` (the expansion is implicit).
     Output ``(B, K, out)``; bias ``(K, out)``. With K = 1 this is an ordinary linear layer.
     """
+
+    kind = "fc"
+    flat_input = True
 
     def __init__(
         self,
@@ -71,3 +78,17 @@ class VecLinear(WeightLayer):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"vector_dim={self.vector_dim}, expand_input={self.expand_input}"
         )
+
+
+@register_layer
+@dataclass(frozen=True)
+class Linear(LayerSpec):
+    """Fully connected: ``width`` vector units (after a ``flatten``, or on the raw input if first)."""
+
+    width: int
+    op: ClassVar[str] = "linear"
+    weighted: ClassVar[bool] = True
+    flat: ClassVar[bool] = True
+
+    def build(self, shape, k, expand, vectorized, factory):
+        return VecLinear(shape[0], self.width, k, expand, **factory), (self.width,)

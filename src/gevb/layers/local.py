@@ -9,6 +9,8 @@ autograd): kh GEMMs per output row over strided windows of the input, no patch c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from torch import nn
 
 from gevb.layers.base import SpatialWeightLayer, contract, conv_output_size, pair, project_components
 from gevb.layers.dispatch import use_row_gemms
+from gevb.layers.kinds import Window, register_layer
 
 
 class VecLocal2d(SpatialWeightLayer):
@@ -27,6 +30,8 @@ class VecLocal2d(SpatialWeightLayer):
     Input ``(B, K, C_in, H, W)`` (first layer: raw ``(B, C_in, H, W)``), output
     ``(B, K, out, H', W')``, bias ``(K, out, H', W')``.
     """
+
+    kind = "lc"
 
     def __init__(
         self,
@@ -187,3 +192,16 @@ class VecLocal2d(SpatialWeightLayer):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, input_size={self.input_size}"
+
+
+@register_layer
+@dataclass(frozen=True)
+class Local(Window):
+    """Locally connected (a convolution without weight sharing)."""
+
+    op: ClassVar[str] = "local"
+
+    def build(self, shape, k, expand, vectorized, factory):
+        geometry = (self.kernel, shape[1:], k, self.stride, self.padding, expand)
+        layer = VecLocal2d(shape[0], self.width, *geometry, **factory)
+        return layer, (self.width, *layer.output_size)

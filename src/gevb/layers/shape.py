@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gevb.layers.dispatch import use_strided_sum_pooling
+from gevb.layers.kinds import LayerSpec, register_layer
 
 
 class VecAvgPool2d(nn.Module):
@@ -14,6 +19,8 @@ class VecAvgPool2d(nn.Module):
 
     (B, K, C, H, W) -> (B, K, C, H // s, W // s).
     """
+
+    kind = "pool"
 
     def __init__(self, kernel_size: int = 2) -> None:
         super().__init__()
@@ -57,6 +64,7 @@ class VecFlatten(nn.Module):
     """
 
     ORDERS = ("hwc", "chw")
+    kind = "flatten"
 
     def __init__(self, order: str = "hwc") -> None:
         super().__init__()
@@ -76,3 +84,28 @@ class VecFlatten(nn.Module):
 
     def extra_repr(self) -> str:
         return f"order={self.order!r}"
+
+
+@register_layer
+@dataclass(frozen=True)
+class Pool(LayerSpec):
+    """Average pooling, window = stride = ``kernel``."""
+
+    kernel: int = 2
+    op: ClassVar[str] = "pool"
+    minimum: ClassVar[dict[str, int]] = {"kernel": 2}
+
+    def build(self, shape, k, expand, vectorized, factory):
+        return VecAvgPool2d(self.kernel), (shape[0], shape[1] // self.kernel, shape[2] // self.kernel)
+
+
+@register_layer
+@dataclass(frozen=True)
+class Flatten(LayerSpec):
+    """Feature maps to a vector, in the order of the network's kind (docs/method.md §2, §3)."""
+
+    op: ClassVar[str] = "flatten"
+
+    def build(self, shape, k, expand, vectorized, factory):
+        order = "hwc" if vectorized else "chw"  # conventional networks as published (docs/method.md §3)
+        return VecFlatten(order), (math.prod(shape),)

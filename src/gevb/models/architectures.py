@@ -17,11 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
-from gevb.layers.base import conv_output_size
+from gevb.layers import TGate, VecLinear
 from gevb.models.network import Network
 from gevb.models.specs import (
-    WEIGHT_SPECS,
     ArchitectureSpec,
     Conv,
     Flatten,
@@ -158,51 +156,20 @@ def is_vectorized(model: str | ArchitectureSpec) -> bool:
 
 
 def _assemble(spec: ArchitectureSpec, input_shape: tuple[int, int, int], k: int, n_out: int, sign: str, factory):
-    """Instantiate a spec; ``shape`` tracks the per-component scalar activation shape, checked at every entry."""
-    shape: tuple[int, ...] = (math.prod(input_shape),) if isinstance(spec.layers[0], Linear) else tuple(input_shape)
-    flatten_order = "hwc" if spec.vectorized else "chw"  # conventional networks as published (docs/method.md §3)
+    """Instantiate a spec: each layer checks and builds itself (``gevb.layers.kinds``), a t-gate follows each
+    weight layer; ``shape`` tracks one component's activation shape."""
+    shape: tuple[int, ...] = (math.prod(input_shape),) if spec.layers[0].flat else tuple(input_shape)
     layers: list[nn.Module] = []
     for index, layer in enumerate(spec.layers):
         where = f"{spec.name} layers[{index}] ({layer.op})"
-        spatial = len(shape) == 3
-        if isinstance(layer, Linear) and spatial:
-            raise ValueError(f"{where}: its input is a {'x'.join(map(str, shape))} map; put a flatten before it")
-        if not isinstance(layer, Linear) and not spatial:
-            raise ValueError(f"{where}: its input is flat ({shape[0]} features); {layer.op} needs feature maps")
-        if isinstance(layer, (Conv, Local, Pool)) and layer.kernel > min(shape[1:]) + 2 * getattr(layer, "padding", 0):
-            raise ValueError(
-                f"{where}: kernel {layer.kernel} is larger than its {shape[1]}x{shape[2]} input; "
-                "use a smaller kernel, fewer pooling layers or larger images"
-            )
-        if isinstance(layer, WEIGHT_SPECS) and sign == "nonneg" and layer.width % 2:
-            raise ValueError(
-                f"{where}: width {layer.width} is odd, but sign='nonneg' pairs units (ON/OFF); "
-                "use an even width or sign='mixed'"
-            )
-        expand = k > 1 and not layers
-        if isinstance(layer, Linear):
-            layers.append(VecLinear(shape[0], layer.width, k, expand, **factory))
-            shape = (layer.width,)
-        elif isinstance(layer, Conv):
-            geometry = (layer.kernel, k, layer.stride, layer.padding, expand)
-            layers.append(VecConv2d(shape[0], layer.width, *geometry, **factory))
-            sizes = [conv_output_size(s, layer.kernel, layer.stride, layer.padding) for s in shape[1:]]
-            shape = (layer.width, *sizes)
-        elif isinstance(layer, Local):
-            geometry = (layer.kernel, shape[1:], k, layer.stride, layer.padding, expand)
-            layers.append(VecLocal2d(shape[0], layer.width, *geometry, **factory))
-            shape = (layer.width, *layers[-1].output_size)
-        elif isinstance(layer, Pool):
-            layers.append(VecAvgPool2d(layer.kernel))
-            shape = (shape[0], shape[1] // layer.kernel, shape[2] // layer.kernel)
-        else:
-            layers.append(VecFlatten(flatten_order))
-            shape = (math.prod(shape),)
+        layer.check(shape, where, sign)
+        module, shape = layer.build(shape, k, k > 1 and not layers, spec.vectorized, factory)
+        layers.append(module)
         if min(shape) < 1:
             raise ValueError(
                 f"{where}: input_shape {input_shape} is too small for this architecture; use larger images"
             )
-        if isinstance(layer, WEIGHT_SPECS):
+        if layer.weighted:
             layers.append(TGate(shape[0], k, **factory))
     if len(shape) != 1:
         raise ValueError(f"{spec.name}: the last layer leaves a {'x'.join(map(str, shape))} map; end with a flatten")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from gevb.init import SIGNS
-from gevb.layers import TGate, VecLinear, WeightLayer
+from gevb.layers import TGate, WeightLayer
 from gevb.models.specs import ArchitectureSpec
 
 
@@ -62,8 +62,8 @@ class Network(nn.Module):
 
     def _check_structure(self) -> None:
         readout = self.layers[-1]
-        if not isinstance(readout, VecLinear) or self.weight_indices[-1] != len(self.layers) - 1:
-            raise ValueError(f"{self.name}: the last layer must be the VecLinear readout")
+        if not getattr(readout, "flat_input", False) or self.weight_indices[-1] != len(self.layers) - 1:
+            raise ValueError(f"{self.name}: the last layer must be the readout, a weight layer on features")
         for i in self.weight_indices[:-1]:
             if not isinstance(self.layers[i + 1], TGate):
                 raise ValueError(f"{self.name}: layers.{i} is a weight layer not followed by a TGate")
@@ -79,7 +79,7 @@ class Network(nn.Module):
 
     @property
     def flat_input(self) -> bool:
-        return isinstance(self.layers[0], VecLinear)
+        return getattr(self.layers[0], "flat_input", False)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Check the raw batch and shape it for the first layer."""

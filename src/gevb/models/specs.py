@@ -1,9 +1,9 @@
 """Architectures as data: typed layer specs, a network spec, and its YAML form (docs/architectures.md).
 
-A spec lists the hidden layers in order; a t-gate follows every weight layer (linear, conv,
-local) and a readout ends the network, both implied. ``ArchitectureSpec.from_dict`` checks
-every entry and names the bad one; the sizes are checked against the input when the network is
-built (``gevb.models.architectures``).
+A spec lists the hidden layers in order (each a layer kind's spec, ``gevb.layers.kinds``); a t-gate
+follows every weight layer (linear, conv, local) and a readout ends the network, both implied.
+``ArchitectureSpec.from_dict`` checks every entry and names the bad one; the sizes are checked against
+the input when the network is built (``gevb.models.architectures``).
 """
 
 from __future__ import annotations
@@ -12,63 +12,16 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
 from gevb.files import read_yaml
+from gevb.layers import LAYER_KINDS, Conv, Flatten, LayerSpec, Linear, Local, Pool
+
+__all__ = ["ArchitectureSpec", "Conv", "Flatten", "LayerSpec", "Linear", "Local", "Pool", "read_spec", "spec_yaml"]
 
 
-@dataclass(frozen=True)
-class Linear:
-    """Fully connected: ``width`` vector units (after a ``flatten``, or on the raw input if first)."""
-
-    width: int
-    op: ClassVar[str] = "linear"
-
-
-@dataclass(frozen=True)
-class Window:
-    """A layer sliding a window: ``width`` channels, square ``kernel``, ``stride``, zero ``padding``."""
-
-    width: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
-
-
-@dataclass(frozen=True)
-class Conv(Window):
-    """Convolution (the window's weights shared over positions)."""
-
-    op: ClassVar[str] = "conv"
-
-
-@dataclass(frozen=True)
-class Local(Window):
-    """Locally connected (a convolution without weight sharing)."""
-
-    op: ClassVar[str] = "local"
-
-
-@dataclass(frozen=True)
-class Pool:
-    """Average pooling, window = stride = ``kernel``."""
-
-    kernel: int = 2
-    op: ClassVar[str] = "pool"
-
-
-@dataclass(frozen=True)
-class Flatten:
-    """Feature maps to a vector, in the order of the network's kind (docs/method.md §2, §3)."""
-
-    op: ClassVar[str] = "flatten"
-
-
-LayerSpec = Linear | Conv | Local | Pool | Flatten
-LAYER_OPS: dict[str, type] = {cls.op: cls for cls in (Linear, Conv, Local, Pool, Flatten)}
-WEIGHT_SPECS = (Linear, Conv, Local)
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -83,7 +36,7 @@ class ArchitectureSpec:
     @property
     def widths(self) -> tuple[int, ...]:
         """The hidden widths (units or channels) of the weight layers, in order."""
-        return tuple(layer.width for layer in self.layers if isinstance(layer, WEIGHT_SPECS))
+        return tuple(layer.width for layer in self.layers if layer.weighted)
 
     def with_widths(self, widths: Sequence[int] | None) -> ArchitectureSpec:
         """The same network with its hidden widths replaced (None: unchanged)."""
@@ -96,8 +49,7 @@ class ArchitectureSpec:
             )
         given = iter(int(width) for width in widths)
         layers = tuple(
-            dataclasses.replace(layer, width=next(given)) if isinstance(layer, WEIGHT_SPECS) else layer
-            for layer in self.layers
+            dataclasses.replace(layer, width=next(given)) if layer.weighted else layer for layer in self.layers
         )
         return dataclasses.replace(self, layers=layers)
 
@@ -124,36 +76,35 @@ class ArchitectureSpec:
         if not isinstance(layers, list) or not layers:
             raise ValueError(f"{source}: layers must be a non-empty list, e.g. - {{op: linear, width: 256}}")
         parsed = tuple(parse_layer(entry, f"{source} layers[{i}]") for i, entry in enumerate(layers))
-        if not any(isinstance(layer, WEIGHT_SPECS) for layer in parsed):
-            raise ValueError(f"{source}: layers need at least one linear, conv or local layer before the readout")
+        if not any(layer.weighted for layer in parsed):
+            weighted = ", ".join(op for op, kind in LAYER_KINDS.items() if kind.weighted)
+            raise ValueError(f"{source}: layers need at least one weight layer ({weighted}) before the readout")
         return cls(name, vectorized, parsed)
 
 
 def parse_layer(entry: Any, where: str) -> LayerSpec:
     """One ``{op: ..., size: ...}`` entry as its typed spec; unknown ops, keys and bad sizes raise."""
     if not isinstance(entry, Mapping) or "op" not in entry:
-        raise ValueError(f"{where}: expected a mapping with an op ({', '.join(LAYER_OPS)})")
+        raise ValueError(f"{where}: expected a mapping with an op ({', '.join(LAYER_KINDS)})")
     op = entry["op"]
-    if op not in LAYER_OPS:
-        raise ValueError(f"{where}: unknown op {op!r}; use one of {', '.join(LAYER_OPS)}")
-    spec_type = LAYER_OPS[op]
+    if op not in LAYER_KINDS:
+        raise ValueError(f"{where}: unknown op {op!r}; use one of {', '.join(LAYER_KINDS)}")
+    spec_type = LAYER_KINDS[op]
     allowed = [field.name for field in dataclasses.fields(spec_type)]
     values = {key: value for key, value in entry.items() if key != "op"}
     for key, value in values.items():
         if key not in allowed:
             expected = ", ".join(allowed) or "no sizes"
             raise ValueError(f"{where} ({op}): unknown key {key!r}; {op} takes {expected}")
-        if type(value) is not int or value < (0 if key == "padding" else 1):
-            least = "a non-negative" if key == "padding" else "a positive"
-            raise ValueError(f"{where} ({op}): {key} must be {least} integer, got {value!r}")
+        least = spec_type.minimum.get(key, 1)
+        if type(value) is not int or value < least:
+            wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(least, f"an integer >= {least}")
+            raise ValueError(f"{where} ({op}): {key} must be {wanted}, got {value!r}")
     try:
-        spec = spec_type(**values)
+        return spec_type(**values)
     except TypeError:
         missing = [f.name for f in dataclasses.fields(spec_type) if f.default is dataclasses.MISSING]
         raise ValueError(f"{where} ({op}): needs {', '.join(missing)}") from None
-    if isinstance(spec, Pool) and spec.kernel < 2:
-        raise ValueError(f"{where} (pool): kernel must be at least 2, got {spec.kernel}")
-    return spec
 
 
 def is_spec_file(name: str) -> bool:

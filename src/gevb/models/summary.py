@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from gevb.layers import TGate, VecAvgPool2d, VecConv2d, VecFlatten, VecLinear, VecLocal2d
+from gevb.layers.kinds import module_kind
 from gevb.models.network import Network
-
-KINDS = ((VecConv2d, "conv"), (VecLocal2d, "lc"), (VecLinear, "fc"), (TGate, "gate"), (VecAvgPool2d, "pool"))
 
 
 def layer_titles(model: Network) -> list[str]:
@@ -19,10 +17,10 @@ def layer_titles(model: Network) -> list[str]:
         if index == len(model.layers) - 1:
             titles.append("readout")
             continue
-        if isinstance(layer, VecFlatten):
-            titles.append("flatten")
+        kind = module_kind(layer)
+        if kind == "flatten":  # a network has one
+            titles.append(kind)
             continue
-        kind = next(name for cls, name in KINDS if isinstance(layer, cls))
         counts[kind] = counts.get(kind, 0) + 1
         titles.append(f"{kind}{counts[kind]}")
     return titles
