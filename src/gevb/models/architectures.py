@@ -1,9 +1,9 @@
 """The registry of architectures and the one factory, ``build_model`` (docs/architectures.md).
 
-The paper's six (docs/method.md §7) are registered here in table order: ``fc-vec``, ``fc``,
-``conv-vec``, ``conv``, ``lc-vec``, ``lc``. Each is a decorated builder giving its layer specs for
-inputs of some number of channels (one channel: the MNIST layout; more: the CIFAR-10 layout; both
-adapt to any height and width), with its family, kind, table title and a small test variant.
+The paper's six (docs/method.md §7) are registered in ``gevb.models.families``, one file per family, in
+table order: ``fc-vec``, ``fc``, ``conv-vec``, ``conv``, ``lc-vec``, ``lc``. Each is a decorated builder giving
+its layer specs for inputs of some number of channels (one channel: the MNIST layout; more: the CIFAR-10
+layout; both adapt to any height and width), with its family, kind, table title and a small test variant.
 ``build_model`` also takes an ``ArchitectureSpec`` or a YAML file describing one.
 """
 
@@ -19,17 +19,7 @@ from torch import nn
 
 from gevb.layers import TGate, VecLinear
 from gevb.models.network import Network
-from gevb.models.specs import (
-    ArchitectureSpec,
-    Conv,
-    Flatten,
-    LayerSpec,
-    Linear,
-    Local,
-    Pool,
-    is_spec_file,
-    read_spec,
-)
+from gevb.models.specs import ArchitectureSpec, LayerSpec, is_spec_file, read_spec
 from gevb.plugins import Registry
 
 
@@ -52,8 +42,8 @@ class Architecture:
         return self.small_widths[channels > 1]
 
 
-# the built-in architectures (registered below), then those of plugins (``gevb.plugins``), loaded on first read
-ARCHITECTURES: dict[str, Architecture] = Registry("gevb.architectures", builtins=__name__)
+# the built-in architectures (``gevb.models.families``), then those of plugins (``gevb.plugins``), on first read
+ARCHITECTURES: dict[str, Architecture] = Registry("gevb.architectures", builtins="gevb.models.families")
 
 
 def register_architecture(
@@ -82,57 +72,6 @@ def counterpart(name: str) -> str:
         if other.family == arch.family and other.vectorized != arch.vectorized:
             return other.name
     raise ValueError(f"architecture {name!r} has no registered counterpart of the other kind")
-
-
-def fc_layers(channels: int) -> tuple[LayerSpec, ...]:
-    if channels == 1:  # MNIST: 784 -> 1024 -> 512 -> readout
-        return Linear(1024), Linear(512)
-    return Linear(1024), Linear(512), Linear(512)
-
-
-def conv_layers(channels: int) -> tuple[LayerSpec, ...]:
-    if channels == 1:
-        return Conv(64, 3, 1, 1), Pool(), Conv(32, 3, 1, 1), Pool(), Flatten(), Linear(1024)
-    return Conv(128, 5, 1, 2), Pool(), Conv(64, 5, 1, 2), Pool(), Conv(64, 2, 2, 0), Flatten(), Linear(1024)
-
-
-def lc_layers(channels: int, readin: int) -> tuple[LayerSpec, ...]:
-    if channels == 1:
-        return Local(32, 3, 1, 1), Pool(), Local(32, 3, 1, 1), Pool(), Flatten(), Linear(1024)
-    return Local(64, 5, 1, 2), Pool(), Local(32, 5, 1, 2), Pool(), Local(32, 2, 2, 0), Flatten(), Linear(readin)
-
-
-SMALL_FC, SMALL_SPATIAL = ((16, 12), (16, 12, 8)), ((4, 6, 16), (4, 6, 4, 16))
-
-
-@register_architecture("fc-vec", "fc", True, "FC-Vec", SMALL_FC)
-def fc_vec(channels: int) -> tuple[LayerSpec, ...]:
-    return fc_layers(channels)
-
-
-@register_architecture("fc", "fc", False, "FC", SMALL_FC)
-def fc(channels: int) -> tuple[LayerSpec, ...]:
-    return fc_layers(channels)
-
-
-@register_architecture("conv-vec", "conv", True, "Conv-Vec", SMALL_SPATIAL)
-def conv_vec(channels: int) -> tuple[LayerSpec, ...]:
-    return conv_layers(channels)
-
-
-@register_architecture("conv", "conv", False, "Conv", SMALL_SPATIAL)
-def conv(channels: int) -> tuple[LayerSpec, ...]:
-    return conv_layers(channels)
-
-
-@register_architecture("lc-vec", "lc", True, "LC-Vec", SMALL_SPATIAL)
-def lc_vec(channels: int) -> tuple[LayerSpec, ...]:
-    return lc_layers(channels, readin=256)
-
-
-@register_architecture("lc", "lc", False, "LC", SMALL_SPATIAL)
-def lc(channels: int) -> tuple[LayerSpec, ...]:
-    return lc_layers(channels, readin=512)
 
 
 def resolve_spec(model: str | ArchitectureSpec, channels: int) -> ArchitectureSpec:
