@@ -66,6 +66,19 @@ class Window(LayerSpec):
     weighted: ClassVar[bool] = True
 
 
+@dataclass(frozen=True)
+class Pooling(LayerSpec):
+    """A weightless layer pooling each channel over windows of ``kernel`` x ``kernel`` (stride = kernel, odd sizes
+    floored); ``module`` is the pooling layer's class, built as ``module(kernel)``."""
+
+    kernel: int = 2
+    minimum: ClassVar[dict[str, int]] = {"kernel": 2}
+    module: ClassVar[type[nn.Module]]
+
+    def build(self, shape, k, expand, vectorized, factory):
+        return self.module(self.kernel), (shape[0], shape[1] // self.kernel, shape[2] // self.kernel)
+
+
 # the layer kinds by op: the built-in ones (each module of gevb.layers), then those of plugins
 LAYER_KINDS: dict[str, type[LayerSpec]] = Registry("gevb.layers", builtins="gevb.layers")
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gevb.layers.kinds import LayerSpec, register_layer
+from gevb.layers.kinds import Pooling, register_layer
 
 
 class VecMaxPool2d(nn.Module):
@@ -49,12 +49,8 @@ class VecMaxPool2d(nn.Module):
 
 @register_layer
 @dataclass(frozen=True)
-class MaxPool(LayerSpec):
+class MaxPool(Pooling):
     """Vectorized max pooling, window = stride = ``kernel``."""
 
-    kernel: int = 2
     op: ClassVar[str] = "maxpool"
-    minimum: ClassVar[dict[str, int]] = {"kernel": 2}
-
-    def build(self, shape, k, expand, vectorized, factory):
-        return VecMaxPool2d(self.kernel), (shape[0], shape[1] // self.kernel, shape[2] // self.kernel)
+    module: ClassVar[type[nn.Module]] = VecMaxPool2d

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gevb.layers.dispatch import use_strided_sum_pooling
-from gevb.layers.kinds import LayerSpec, register_layer
+from gevb.layers.kinds import LayerSpec, Pooling, register_layer
 
 
 class VecAvgPool2d(nn.Module):
@@ -88,15 +88,11 @@ class VecFlatten(nn.Module):
 
 @register_layer
 @dataclass(frozen=True)
-class Pool(LayerSpec):
+class Pool(Pooling):
     """Average pooling, window = stride = ``kernel``."""
 
-    kernel: int = 2
     op: ClassVar[str] = "pool"
-    minimum: ClassVar[dict[str, int]] = {"kernel": 2}
-
-    def build(self, shape, k, expand, vectorized, factory):
-        return VecAvgPool2d(self.kernel), (shape[0], shape[1] // self.kernel, shape[2] // self.kernel)
+    module: ClassVar[type[nn.Module]] = VecAvgPool2d
 
 
 @register_layer
