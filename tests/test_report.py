@@ -125,6 +125,20 @@ def test_every_other_rule_that_ran_gets_its_own_columns():
     assert "FA" not in render_table(result_rows(runs[:1]), "mnist").splitlines()[2]  # only the rules that ran
 
 
+def test_a_rules_default_options_are_the_protocol_and_a_changed_one_is_named_alone():
+    """Runs of rules with options (their defaults filled in by the config) pooled into tables of their own,
+    labelled with every option as if it differed from the paper's protocol."""
+    paper = paper_protocol("mnist")
+    runs = [fake_run("fc", "bp", "nonneg", 0, [(1.0, 2.0)], False)]
+    for decay, error in ((3e-3, 4.0), (1e-2, 6.0)):
+        config = paper.replace(model="fc", rule="kolen-pollack", rule_options={"decay": decay}).validate()
+        run = fake_run("fc", "kolen-pollack", "nonneg", 0, [(1.0, error)], False)
+        runs.append(Run(Path(f"kp-{decay}"), config, run.metrics, run.result))
+    tables = render_table(result_rows(runs), "mnist").split("\n\nMNIST")
+    assert len(tables) == 2 and tables[0].startswith("MNIST, the paper's protocol")
+    assert "KP nonneg" in tables[0] and "differ from the paper's protocol: decay=0.01:" in tables[1]
+
+
 def test_published_tables_are_the_papers():
     published = published_results()
     assert len(published) == 48

@@ -55,14 +55,17 @@ PAPER = "the paper's protocol"
 
 def settings_label(config: TrainConfig) -> str:
     """How ``config`` differs from the paper's protocol for its data set, e.g. ``"epochs=2, lr=0.001"``,
-    or ``PAPER``. Runs with one label (and one dataset, model, rule, sign) are the same configuration."""
+    or ``PAPER``; a rule option counts where it differs from the rule's default (e.g. ``"decay=0.01"``).
+    Runs with one label (and one dataset, model, rule, sign) are the same configuration."""
     protocol = paper_protocol(config.dataset).to_dict()
-    ignored = {*CELL_FIELDS, *POOLING_IGNORES}
+    ignored = {*CELL_FIELDS, *POOLING_IGNORES, "rule_options"}
     differences = [
         f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
         for key, value in config.to_dict().items()
         if key not in ignored and value != protocol[key]
     ]
+    defaults = {option.name: option.default for option in RULES[config.rule].options} if config.rule in RULES else {}
+    differences += [f"{name}={value}" for name, value in config.rule_options.items() if value != defaults.get(name)]
     return ", ".join(differences) or PAPER
 
 
