@@ -24,11 +24,8 @@ import pytest
 
 from conftest import valid_pairs
 from gevb.init import SIGNS
-from learning import mean_update, of, uses
+from learning import MEDIAN, MEDIAN_SEEDS, SEED, mean_update, of, uses
 from rule_tests import merged
-
-MEDIAN_SEEDS = (0, 1, 2)
-SEED, MEDIAN = "seed 0", "median"
 
 
 def one(arch: str, rule_name: str, sign: str):

@@ -21,9 +21,11 @@ class WeightMirror(Feedback):
 
         ``B_l <- (1 - mirror_decay) B_l + mirror_lr * sum_b y_b x_b^T``,  ``y = f(W_l x + b_l)``,
 
-    x (``mirror_batch`` examples) uniform in [-``mirror_noise``, ``mirror_noise``] at the layer's input, f the
-    gate after the layer (none after the readout). In a vectorized network each unit's K components are K more
-    samples of the scalar layer (they share its gate). ``sum_b y_b x_b^T`` is computed as the gradient of
+    x (``mirror_batch`` samples of the scalar layer) uniform in [-``mirror_noise``, ``mirror_noise``] at the
+    layer's input, f the gate after the layer (none after the readout). In a vectorized network each unit's K
+    components are K samples of the scalar layer (they share its gate), so a mirror batch holds
+    ``ceil(mirror_batch / K)`` examples there: the same number of samples, and the same step of B, as in a
+    conventional network. ``sum_b y_b x_b^T`` is computed as the gradient of
     ``<y, h(x)>`` with respect to W, so it has W's layout (B is kept in W's layout; the paper's B is its
     transpose) for every layer kind. For zero-mean noise ``E[y x^T]`` is W times the noise's variance (times the
     gate's share, for a gated layer), so B turns toward W. ``mirror_warmup`` batches run when the rule is
@@ -36,7 +38,7 @@ class WeightMirror(Feedback):
         RuleOption("mirror_noise", float, 5e-2, "amplitude of the uniform noise that drives each layer", POSITIVE),
         RuleOption("mirror_decay", float, 1e-2, "decay of B per mirror batch", FRACTION),
         RuleOption("mirror_warmup", int, 100, "mirror batches before training", Interval(0, 2**31 - 1)),
-        RuleOption("mirror_batch", int, 128, "noise examples per mirror batch", COUNT),
+        RuleOption("mirror_batch", int, 128, "noise samples per mirror batch (an example of K components: K)", COUNT),
     )
     mirror_lr: float
     mirror_noise: float
@@ -61,14 +63,13 @@ class WeightMirror(Feedback):
         self.mirrored = int(state)
 
     def mirror_inputs(self, batch: int, like: torch.Tensor) -> dict[int, torch.Tensor]:
-        """The noise x of mirror batch ``batch`` for every layer with a B, (mirror_batch, *input shape), drawn in
-        float64 (so every dtype rounds the same draw) in ``like``'s dtype and device."""
+        """The noise x of mirror batch ``batch`` for every layer with a B, (ceil(mirror_batch / K), K, *input shape),
+        drawn in float64 (so every dtype rounds the same draw) in ``like``'s dtype and device."""
         generator = torch.Generator(device=like.device).manual_seed(stream_seed(self.seed, MIRROR_STREAM, batch))
         drawn = {}
         for i, shape in self.input_shapes.items():
-            uniform = torch.rand(
-                (self.mirror_batch, *shape), generator=generator, dtype=torch.float64, device=like.device
-            )
+            examples = -(-self.mirror_batch // shape[0])  # shape[0] = K
+            uniform = torch.rand((examples, *shape), generator=generator, dtype=torch.float64, device=like.device)
             drawn[i] = ((2 * uniform - 1) * self.mirror_noise).to(like.dtype)
         return drawn
 
