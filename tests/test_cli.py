@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_thread_env, valid_pairs
+from conftest import one_thread_env, small_widths, valid_pairs
 from gevb.cli import build_parser, main
 from gevb.config import TrainConfig
 from gevb.data.formats import IDX_FILES
@@ -32,8 +32,11 @@ def last_json(out: str) -> dict:
 
 @pytest.mark.parametrize(("model", "rule"), valid_pairs())
 def test_dry_run_every_valid_pair_on_digits(capsys, tmp_path, model, rule):
+    """Each pair through the command line, at its small widths (the paper's sizes: test_models.py)."""
     out_dir = tmp_path / "run"
-    argv = ["train", "--model", model, "--rule", rule, "--dry-run", "--json", "--device", "cpu", "--out", str(out_dir)]
+    widths = ",".join(map(str, small_widths(model)))
+    argv = ["train", "--model", model, "--rule", rule, "--widths", widths, "--dry-run", "--json", "--device", "cpu",
+            "--out", str(out_dir)]  # fmt: skip
     status, out, err = run_cli(capsys, *argv)
     assert status == 0, err
     result = last_json(out)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import statistics
 
 import pytest
+import torch
 
 from conftest import valid_pairs
 from gevb.init import SIGNS
-from learning import MEDIAN, MEDIAN_SEEDS, SEED, mean_update, of, uses
+from learning import MEDIAN, MEDIAN_SEEDS, SEED, mean_update, of, train, train_readout, uses
 from rule_tests import merged
 
 
@@ -137,6 +138,15 @@ LEARNS |= merged("LEARNS")
 FAILS |= merged("FAILS")
 SEED_DEPENDENT |= merged("SEED_DEPENDENT")
 TRIPLES = [(arch, rule, sign) for arch, rule in valid_pairs() for sign in SIGNS]
+
+
+@pytest.mark.parametrize(("arch", "sign"), [("fc-vec", "nonneg"), ("lc", "mixed")])
+def test_the_readout_alone_baseline_equals_its_reference(arch, sign):
+    """The baseline's fast path (the readout trained on features computed once) against training the whole
+    network with Adam given the readout alone: the same steps, equal up to rounding."""
+    fast, reference = train_readout(arch, sign), train(arch, "bp", sign, readout_only=True)
+    assert fast.end == pytest.approx(reference.end, rel=1e-5) and fast.start == reference.start
+    torch.testing.assert_close(fast.model.layers[-1].weight, reference.model.layers[-1].weight, rtol=1e-5, atol=1e-6)
 
 
 def test_every_triple_is_learning_failing_or_seed_dependent():
