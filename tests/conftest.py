@@ -100,20 +100,23 @@ ALONE = ("test_doc_numbers.py", "test_distributed.py", "test_grid_signals.py", "
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups off the items
 def pytest_collection_modifyitems(items) -> None:
     """pytest-xdist (``--dist loadgroup``): each test file on one worker, as its tests may share module fixtures,
-    but the largest files one group per architecture and sign, so that they spread over the workers (the
-    learning tests and their meta-test share cached trainings of one architecture and sign: a learning test
-    goes where the first triple it declares is trained; the step tests share nothing)."""
+    but the largest files one group per architecture and sign, so that they spread over the workers. A test that
+    declares the learning triples it uses (``learning.uses``: the learning tests, a rule's own tests of what it
+    learns) goes to the group ``learning:ARCH:SIGN`` of the first one, whatever its file, so that each cached
+    training runs on one worker only; those groups, the suite's largest, are scheduled first."""
     for item in items:
         path = item.nodeid.split("::")[0]
         group = Path(path).stem  # short: pytest-xdist appends it to every test id
         params = getattr(item, "callspec", None)
-        if path.endswith(ALONE):
+        declared = getattr(getattr(item, "obj", None), "triples", None)  # learning.uses
+        if declared is not None:
+            arch, _, sign = declared(**(params.params if params is not None else {}))[0]
+            group = f"learning:{arch}:{sign}"
+        elif path.endswith(ALONE):
             group += f":{item.name}"
         elif path.endswith(SPLIT) and params is not None:
             given = params.params
-            declared = getattr(item.obj, "triples", None)  # learning.uses
-            arch, _, sign = given.get("triple") or (
-                declared(**given)[0] if declared else (given.get("arch"), None, given.get("sign"))
-            )
+            arch, _, sign = given.get("triple") or (given.get("arch"), None, given.get("sign"))
             group += "".join(f":{part}" for part in (arch, sign) if part is not None)
         item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not item.get_closest_marker("xdist_group").args[0].startswith("learning:"))

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from conftest import digits_tensors as digits
+from conftest import valid_pairs
 from corruption import Corrupted
 from gevb import ARCHITECTURES, build_model, make_rule, train_step
 from gevb.alignment import angle_deg, grads_kept, measure_alignment, weight_updates
+from gevb.init import SIGNS
 from gevb.models import Network
 from gevb.rules import Rule, loss_and_error
 
@@ -31,6 +33,9 @@ PROBE = 128  # angles are measured on the first PROBE digits
 # what a learning bound holds: seed 0's ratio, or the median over MEDIAN_SEEDS (tests/test_learning.py)
 SEED, MEDIAN = "seed 0", "median"
 MEDIAN_SEEDS = (0, 1, 2)
+# bp-autograd is bp's reference: tests/test_rules.py and tests/test_step.py hold its gradients and whole steps
+# equal to bp's on every parameter of every network, so it is trained here only as bp
+REFERENCE_RULES = ("bp-autograd",)
 
 
 @dataclass
@@ -49,6 +54,11 @@ def training_loss(model: Network) -> float:
     x, y = digits()
     with torch.no_grad():
         return loss_and_error(model(x), y)[0].item()
+
+
+def learning_triples() -> list[tuple[str, str, str]]:
+    """Every valid (architecture, rule, sign) but those of ``REFERENCE_RULES``: what the learning tests cover."""
+    return [(arch, rule, sign) for arch, rule in valid_pairs() for sign in SIGNS if rule not in REFERENCE_RULES]
 
 
 def train(

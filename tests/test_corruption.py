@@ -10,10 +10,8 @@ import itertools
 import pytest
 
 import test_learning
-from conftest import valid_pairs
 from corruption import CORRUPTIONS
-from gevb.init import SIGNS
-from learning import switched_off, triples_used
+from learning import learning_triples, switched_off, triples_used
 from rule_tests import rule_test_modules
 
 pytestmark = pytest.mark.corruption
@@ -48,7 +46,7 @@ def learning_checks() -> list[tuple[str, object, dict]]:
 
 
 CHECKS = learning_checks()
-TRIPLES = [(arch, rule, sign) for arch, rule in valid_pairs() for sign in SIGNS]
+TRIPLES = learning_triples()
 
 
 def test_every_learning_test_declares_the_triples_it_checks():

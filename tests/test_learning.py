@@ -23,9 +23,8 @@ import statistics
 import pytest
 import torch
 
-from conftest import valid_pairs
 from gevb.init import SIGNS
-from learning import MEDIAN, MEDIAN_SEEDS, SEED, mean_update, of, train, train_readout, uses
+from learning import MEDIAN, MEDIAN_SEEDS, SEED, learning_triples, mean_update, of, train, train_readout, uses
 from rule_tests import merged
 
 
@@ -53,8 +52,6 @@ LEARNS = {
     ("fc-vec", "gevb", "mixed"): (0.058, SEED),  # 0.020-0.046
     ("fc-vec", "bp", "nonneg"): (0.016, SEED),  # 0.006-0.013
     ("fc-vec", "bp", "mixed"): (0.019, SEED),  # 0.008-0.015
-    ("fc-vec", "bp-autograd", "nonneg"): (0.016, SEED),  # 0.006-0.013
-    ("fc-vec", "bp-autograd", "mixed"): (0.019, SEED),  # 0.008-0.015
     ("fc-vec", "fa", "nonneg"): (0.018, SEED),  # 0.008-0.014
     ("fc-vec", "fa", "mixed"): (0.068, SEED),  # 0.033-0.054
     ("fc-vec", "drtp", "nonneg"): (0.22, SEED),  # 0.150-0.171
@@ -62,8 +59,6 @@ LEARNS = {
     ("fc-vec", "node-perturbation", "nonneg"): (0.49, SEED),  # 0.205-0.386
     ("fc", "bp", "nonneg"): (0.065, SEED),  # 0.036-0.052
     ("fc", "bp", "mixed"): (0.056, SEED),  # 0.033-0.044
-    ("fc", "bp-autograd", "nonneg"): (0.065, SEED),  # 0.036-0.052
-    ("fc", "bp-autograd", "mixed"): (0.056, SEED),  # 0.033-0.044
     ("fc", "dfa", "nonneg"): (0.18, SEED),  # 0.114-0.139
     ("fc", "dfa", "mixed"): (0.22, SEED),  # 0.115-0.175
     ("fc", "fa", "nonneg"): (0.28, SEED),  # 0.105-0.216
@@ -74,14 +69,10 @@ LEARNS = {
     ("conv-vec", "gevb", "mixed"): (0.36, SEED),  # 0.209-0.281
     ("conv-vec", "bp", "nonneg"): (0.23, SEED),  # 0.122-0.179
     ("conv-vec", "bp", "mixed"): (0.077, SEED),  # 0.050-0.061
-    ("conv-vec", "bp-autograd", "nonneg"): (0.23, SEED),  # 0.119-0.179
-    ("conv-vec", "bp-autograd", "mixed"): (0.077, SEED),  # 0.050-0.061
     ("conv-vec", "fa", "nonneg"): (0.33, SEED),  # 0.212-0.263
     ("conv-vec", "fa", "mixed"): (0.43, SEED),  # 0.167-0.342
     ("conv", "bp", "nonneg"): (0.27, SEED),  # 0.148-0.211
     ("conv", "bp", "mixed"): (0.14, SEED),  # 0.082-0.110
-    ("conv", "bp-autograd", "nonneg"): (0.27, SEED),  # 0.148-0.211
-    ("conv", "bp-autograd", "mixed"): (0.14, SEED),  # 0.082-0.110
     ("conv", "dfa", "nonneg"): (0.80, SEED),  # 0.457-0.638
     ("conv", "dfa", "mixed"): (0.86, MEDIAN),  # 0.370-0.844; medians 0.481-0.710
     ("conv", "fa", "nonneg"): (0.69, SEED),  # 0.297-0.547
@@ -92,15 +83,11 @@ LEARNS = {
     ("lc-vec", "gevb", "mixed"): (0.031, SEED),  # 0.014-0.024
     ("lc-vec", "bp", "nonneg"): (0.0017, SEED),  # 0.001-0.001
     ("lc-vec", "bp", "mixed"): (0.0032, SEED),  # 0.001-0.003
-    ("lc-vec", "bp-autograd", "nonneg"): (0.0017, SEED),  # 0.001-0.001
-    ("lc-vec", "bp-autograd", "mixed"): (0.0032, SEED),  # 0.001-0.003
     ("lc-vec", "fa", "nonneg"): (0.0060, SEED),  # 0.002-0.005
     ("lc-vec", "fa", "mixed"): (0.049, SEED),  # 0.024-0.039
     ("lc-vec", "node-perturbation", "nonneg"): (0.77, SEED),  # 0.395-0.615
     ("lc", "bp", "nonneg"): (0.058, SEED),  # 0.033-0.046
     ("lc", "bp", "mixed"): (0.037, SEED),  # 0.021-0.029
-    ("lc", "bp-autograd", "nonneg"): (0.058, SEED),  # 0.033-0.046
-    ("lc", "bp-autograd", "mixed"): (0.037, SEED),  # 0.021-0.029
     ("lc", "dfa", "nonneg"): (0.30, SEED),  # 0.194-0.239
     ("lc", "dfa", "mixed"): (0.37, SEED),  # 0.178-0.290
     ("lc", "fa", "nonneg"): (0.28, SEED),  # 0.140-0.222
@@ -137,7 +124,7 @@ SEED_DEPENDENT = {
 LEARNS |= merged("LEARNS")
 FAILS |= merged("FAILS")
 SEED_DEPENDENT |= merged("SEED_DEPENDENT")
-TRIPLES = [(arch, rule, sign) for arch, rule in valid_pairs() for sign in SIGNS]
+TRIPLES = learning_triples()
 
 
 @pytest.mark.parametrize(("arch", "sign"), [("fc-vec", "nonneg"), ("lc", "mixed")])

@@ -82,7 +82,7 @@ def test_a_plugin_rule_joins_the_grid_and_the_analyses(site, tmp_path):
 
 
 def test_a_broken_plugin_leaves_the_built_in_rules_working(site):
-    done = gevb(site, "train", "--epochs", "1", "--rule", "fa", "--model", "fc", "--quiet")
+    done = gevb(site, "train", "--epochs", "1", "--rule", "fa", "--model", "fc", "--widths", "32,16", "--quiet")
     assert done.returncode == 0 and "test error" in done.stdout
     assert done.stderr.count(BROKEN) == 1
 

@@ -97,11 +97,11 @@ def triples():
 
 
 def with_shapes() -> list[tuple[str, str, str, tuple[int, int, int]]]:
-    """Every triple with two of ``SHAPES``, one of one channel and one of three, taken in turn by the rules (the
-    k-th registered rule gets SHAPES[k % 4] and SHAPES[(k + 2) % 4]), so that every architecture and sign meets
+    """Every triple with one of ``SHAPES``, taken in turn by the rules: the k-th registered rule gets SHAPES[k % 4]
+    in the nonneg network and SHAPES[(k + 2) % 4] in the mixed one, so that every architecture and sign meets
     every shape under some rule, and every rule meets a one- and a three-channel input in every network."""
     order = {name: k for k, name in enumerate(RULES)}
-    return [(*triple, SHAPES[(order[triple[1]] + j) % 4]) for triple in triples() for j in (0, 2)]
+    return [(arch, rule, sign, SHAPES[(order[rule] + 2 * (sign == "mixed")) % 4]) for arch, rule, sign in triples()]
 
 
 @pytest.mark.parametrize(("arch", "rule", "sign", "shape"), with_shapes(), ids=lambda v: "x".join(map(str, v))
