@@ -198,8 +198,9 @@ LEARNS = {
     ("lc-vec", "brsf", "nonneg"): (0.0057, SEED),  # 0.002-0.004
     ("lc-vec", "brsf", "mixed"): (0.0088, SEED),  # 0.005-0.007
     ("lc", "brsf", "mixed"): (0.086, SEED),  # 0.054-0.068
+    # 0.534-0.770; medians 0.632-0.746: 1.2 x the worst median (0.90) would no longer mean learning, so the bound
+    # is the largest that does (tests/measure_spread.py --meaningful), 17% beyond it; switched off >= 1.00
+    ("lc", "brsf", "nonneg"): (0.87, MEDIAN),
 }
 FAILS: dict = {}
-SEED_DEPENDENT = {  # no bound: the runs (medians of three seeds); the feedback's own tests hold
-    ("lc", "brsf", "nonneg"): "0.534-0.770 (0.632-0.746)",
-}
+SEED_DEPENDENT: dict = {}
