@@ -160,9 +160,8 @@ def inapplicable(config: TrainConfig) -> dict[str, str]:
             why[option] = f"it is {' and '.join(owners)}'s, and this run's rule is {config.rule}"
     if not (config.dataset in DATASETS and DATASETS[config.dataset].files):
         if config.dataset in DATASETS:
-            files = f"{config.dataset} needs no files" + (
-                " (it ships with scikit-learn)" if config.dataset == "digits" else ""
-            )
+            package = DATASETS[config.dataset].package
+            files = f"{config.dataset} needs no files" + (f" (it ships with {package})" if package else "")
         elif config.dataset.endswith(".npz"):
             files = f"{config.dataset} is the file itself"
         else:

@@ -14,6 +14,7 @@ from gevb.config import TrainConfig
 from gevb.distributed import ProcessGroup, average_over_processes
 from gevb.faults import nonfinite_stop
 from gevb.hooks import Hook, Record, Trainer
+from gevb.rules.base import take_step
 
 
 class DataParallel(Hook):
@@ -32,9 +33,7 @@ class DataParallel(Hook):
             param.grad = torch.zeros_like(param)
         loss = torch.zeros((), device=trainer.device)
         if trainer.before_step(loss):
-            trainer.optimizer.step()
-            trainer.model.apply_constraint()
-            trainer.rule.after_update(trainer.model)
+            take_step(trainer.model, trainer.rule, trainer.optimizer)
         return loss
 
 

@@ -136,7 +136,7 @@ def load_dataset(
             folder, paths = locate(name, data_dir)
         source = str(folder)
     else:
-        paths, source = {}, "scikit-learn" if name == "digits" else found.title
+        paths, source = {}, found.package or found.title
     train, test = found.read(paths)
     files = {str(path): file_sha256(path) for path in paths.values()}  # after a read that checked them
     train, test = _to(train, device), _to(test, device)

@@ -39,7 +39,8 @@ class DatasetDefinition:
     puts in the folder. ``subfolder``: also searched inside each folder (CIFAR-10's archive folder).
     ``system_dirs``: searched after the default cache folder (a distribution's package). ``mirrors`` and
     ``downloads``: what ``--download`` fetches; ``unpack(archive, folder)``, if given, turns the one
-    download into ``files`` (a download is skipped while they are all present).
+    download into ``files`` (a download is skipped while they are all present). ``package``: where a data set
+    without files comes from (the source its runs record; default: its title).
     """
 
     name: str
@@ -56,6 +57,7 @@ class DatasetDefinition:
     mirrors: tuple[str, ...] = ()
     downloads: tuple[Download, ...] = ()
     unpack: Callable[[Path, Path], None] | None = None
+    package: str = ""
 
 
 DATASETS: dict[str, DatasetDefinition] = Registry("gevb.datasets", builtins="gevb.data.sets")
@@ -63,7 +65,7 @@ DATASETS: dict[str, DatasetDefinition] = Registry("gevb.datasets", builtins="gev
 
 def register_dataset(definition: DatasetDefinition) -> DatasetDefinition:
     """Add ``definition`` to the registry under its name (a name taken is an error)."""
-    if definition.name in DATASETS:
+    if DATASETS.has(definition.name):
         raise ValueError(f"a data set named {definition.name!r} is registered already; choose another name")
     if definition.name.endswith(".npz"):
         raise ValueError(f"data set name {definition.name!r} ends in .npz, which names a file of your own")

@@ -79,13 +79,20 @@ def declared_options(rules: Iterable[type[Rule]] | None = None) -> dict[str, tup
     return found
 
 
+def rule_class(name: str, warn: bool = True) -> type[Rule]:
+    """The registered rule ``name`` (or the one an old name stands for, ``canonical_rule``); ValueError naming the
+    registered ones if there is none."""
+    name = canonical_rule(name, warn)
+    if name not in RULES:
+        raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
+    return RULES[name]
+
+
 def rule_settings(name: str, given: dict[str, object]) -> dict[str, object]:
     """The settings of rule ``name``: every option it declares, ``given`` or its default, checked
     (``gevb.rules.options.settings``)."""
-    name = canonical_rule(name, warn=False)
-    if name not in RULES:
-        raise ValueError(f"unknown learning rule {name!r}; choose one of {', '.join(RULES)}")
-    return settings(name, RULES[name].options, given)
+    rule = rule_class(name, warn=False)
+    return settings(rule.name, rule.options, given)
 
 
 def valid_pairs() -> str:
@@ -105,9 +112,7 @@ def make_rule(name: str, model: Network, seed: int = 0, **options) -> Rule:
     ``noise_scale``), each checked against its declaration; an option not given takes its default, any
     other is an error naming the valid ones.
     """
-    name = canonical_rule(name)
-    settings_given = rule_settings(name, options)
-    return RULES[name](model, seed=seed, **settings_given)
+    return rule_class(name)(model, seed=seed, **options)
 
 
 def check_labels(target: torch.Tensor, classes: int) -> None:
@@ -181,12 +186,13 @@ class Rule(nn.Module):
 
     def __init__(self, model: Network, seed: int = 0, **options: object) -> None:
         super().__init__()
+        checked = settings(self.name, self.options, options)
         if model.vectorized not in self.vectorized:
             kind = "vectorized" if model.vectorized else "conventional"
             raise ValueError(
                 f"rule {self.name!r} is not defined for the {kind} model {model.name!r}; valid pairs: {valid_pairs()}"
             )
-        for key, value in settings(self.name, self.options, options).items():
+        for key, value in checked.items():
             setattr(self, key, value)
 
     def set_grads(self, model: Network, output: Trace, target: torch.Tensor) -> torch.Tensor:
@@ -302,7 +308,13 @@ def train_step(
         loss = rule.set_grads(model, output, target)
     give_grads_parameter_layout(model)
     if before_step is None or before_step(loss):
-        optimizer.step()
-        model.apply_constraint()
-        rule.after_update(model)
+        take_step(model, rule, optimizer)
     return loss
+
+
+def take_step(model: Network, rule: Rule, optimizer: torch.optim.Optimizer) -> None:
+    """The update once gradients are set and the step is taken: the optimizer's step, the model's constraint
+    (``apply_constraint``), then the rule's ``after_update``."""
+    optimizer.step()
+    model.apply_constraint()
+    rule.after_update(model)

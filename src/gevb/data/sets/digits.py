@@ -24,4 +24,5 @@ def read(paths: dict[str, Path]) -> tuple[Split, Split]:
     return split(x_train, y_train), split(x_test, y_test)
 
 
-register_dataset(DatasetDefinition("digits", "Digits", SHAPE, 10, read, "x / 8 - 1 (pixels 0..16 to [-1, 1])"))
+SCALING = "x / 8 - 1 (pixels 0..16 to [-1, 1])"
+register_dataset(DatasetDefinition("digits", "Digits", SHAPE, 10, read, SCALING, package="scikit-learn"))
