@@ -26,6 +26,7 @@ from gevb.alignment import angle_deg, grads_kept, measure_alignment, weight_upda
 from gevb.init import SIGNS
 from gevb.models import Network
 from gevb.rules import Rule, loss_and_error
+from gevb.rules.feedback import feedback_generator, initial_draw
 
 WIDTHS = {"fc": (32, 32), "conv": (8, 8, 32), "lc": (8, 8, 32)}
 STEPS, BATCH, LR = 300, 64, 3e-3
@@ -113,6 +114,20 @@ def readout_alone(arch: str, sign: str, seed: int = 0) -> Trained:
     """The baseline: the same network, seed and batches with only the readout trained (every rule gives the
     readout its true gradient, so one baseline serves all rules)."""
     return train_readout(arch, sign, seed)
+
+
+def feedback_angles(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
+    """For a rule with backward weights (``gevb.rules.feedback.Feedback``): each one's angle to its forward weight
+    at its first draw (before any warm-up) and after the harness's steps; a measurement for ``of``."""
+    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
+    run = trained(arch, rule_name, sign, seed, corruption=corruption)
+    inner = getattr(run.rule, "inner", run.rule)  # a switched-off rule wraps the rule
+    generator, layers = feedback_generator(seed), model.weight_indices[1:]
+    drawn = {i: initial_draw(model, i, generator) for i in layers}
+    return {
+        "start": [angle_deg(drawn[i], model.layers[i].weight) for i in layers],
+        "end": [angle_deg(inner.feedback(i), run.model.layers[i].weight) for i in layers],
+    }
 
 
 @functools.cache

@@ -9,9 +9,8 @@ import torch
 
 import reference
 from conftest import small_widths
-from gevb import ARCHITECTURES, build_model, make_rule, train_step
-from gevb.alignment import angle_deg
-from learning import SEED, WIDTHS, of, trained, uses
+from gevb import build_model, make_rule, train_step
+from learning import SEED, feedback_angles, of, uses
 
 
 class KolenPollack:
@@ -79,20 +78,6 @@ def test_the_decay_is_a_declared_option_that_must_be_on():
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 0.0"):
         make_rule("kolen-pollack", model, decay=0.0)
     assert make_rule("kolen-pollack", model).decay == 3e-3
-
-
-def feedback_angles(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
-    """Each backward weight's angle to its forward weight, at the start (the rule as built) and after the
-    learning harness's steps (``learning.trained``); a ``learning.of`` measurement."""
-    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
-    rule = make_rule(rule_name, model, seed=seed)
-    run = trained(arch, rule_name, sign, seed, corruption=corruption)
-    inner = getattr(run.rule, "inner", run.rule)  # a switched-off rule wraps the rule
-    layers = model.weight_indices[1:]
-    return {
-        "start": [angle_deg(rule.feedback(i), model.layers[i].weight) for i in layers],
-        "end": [angle_deg(inner.feedback(i), run.model.layers[i].weight) for i in layers],
-    }
 
 
 @uses(lambda arch, sign: [(arch, "kolen-pollack", sign)])

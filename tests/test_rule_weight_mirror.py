@@ -9,10 +9,10 @@ import torch
 
 import reference
 from conftest import small_widths
-from gevb import ARCHITECTURES, build_model, make_rule, train_step
+from gevb import build_model, make_rule, train_step
 from gevb.alignment import angle_deg
 from gevb.rules.feedback import feedback_generator, initial_draw
-from learning import SEED, WIDTHS, of, trained, uses
+from learning import SEED, feedback_angles, of, uses
 
 
 class WeightMirror:
@@ -102,20 +102,6 @@ def test_its_options_are_checked_against_their_declarations(option, value, messa
     model = build_model("fc", (1, 8, 8), 10, "mixed", widths=(8, 8), seed=0)
     with pytest.raises(ValueError, match=message):
         make_rule("weight-mirror", model, **{option: value})
-
-
-def feedback_angles(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
-    """Each backward weight's angle to its forward weight: the first draw (before the warm-up), and after the
-    learning harness's steps (``learning.trained``); a ``learning.of`` measurement."""
-    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
-    run = trained(arch, rule_name, sign, seed, corruption=corruption)
-    inner = getattr(run.rule, "inner", run.rule)  # a switched-off rule wraps the rule
-    generator, layers = feedback_generator(seed), model.weight_indices[1:]
-    drawn = {i: initial_draw(model, i, generator) for i in layers}
-    return {
-        "start": [angle_deg(drawn[i], model.layers[i].weight) for i in layers],
-        "end": [angle_deg(inner.feedback(i), run.model.layers[i].weight) for i in layers],
-    }
 
 
 @uses(lambda arch, sign: [(arch, "weight-mirror", sign)])
