@@ -32,6 +32,7 @@ from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, GRID_RULES, broadcast_rule
 from gevb.rules import RULES
 from gevb.runs import RunFolder, check_out
+from gevb.slurm import cpus_allocated
 from gevb.text import counted
 from gevb.training import Trainer
 
@@ -146,11 +147,13 @@ def check_free(out: Path, runs: Sequence[GridRun]) -> None:
 
 
 def cpu_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where that is unknown)."""
+    """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where that is unknown), and
+    within a Slurm job no more than the job holds on this node (``gevb.slurm.cpus_allocated``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, cpus_allocated() or cores)
 
 
 def grid_config(config: TrainConfig, runs: int) -> TrainConfig:

@@ -8,14 +8,25 @@ from pathlib import Path
 from typing import Any
 
 from gevb.analysis.report import write_report
+from gevb.cli.cluster import (
+    EXECUTOR_DESTS,
+    add_executor_flags,
+    check_executor,
+    follow,
+    gevb_command,
+    given_flags,
+    slurm_options,
+    submit_jobs,
+)
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
 from gevb.config import COUNT, RANGES, SEED_COUNT, check_applies, config_from_mapping, given_names, read_overrides
-from gevb.data import DATASETS
-from gevb.grid import grid_runs, parse_shard, run_grid, run_status, shard
+from gevb.data import DATASETS, load_dataset
+from gevb.grid import GridRun, check_free, grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
 from gevb.paper import GRID_MODELS, GRID_RULES, paper_protocol
 from gevb.rules import RULES
 from gevb.runs import check_out
+from gevb.slurm import TASK_INDEX, index_ranges, sbatch_program
 from gevb.text import counted
 
 
@@ -40,7 +51,10 @@ def command_reproduce(args: argparse.Namespace) -> int:
     base = base.replace(dataset=args.dataset)
     runs = grid_runs(base, args.seeds, args.models, args.rules, args.signs)
     check_applies([run.config for run in runs], given_names(overrides) | set(given))
+    check_executor(args, args.parser)
     if args.shard is not None:
+        if args.executor == "slurm":
+            raise ValueError("--shard and --executor slurm exclude each other: the executor gives each task its shard")
         runs = shard(runs, *args.shard)
     out = Path(args.out or f"runs/{args.dataset}")
     check_out(out)
@@ -48,10 +62,13 @@ def command_reproduce(args: argparse.Namespace) -> int:
         for run in runs:
             print(f"{run.name}\t{run_status(out, run)}")
         return 0
+    if args.executor == "slurm":
+        return submit_grid(args, runs, out)
     log, _ = emitters(False, args.quiet)
     progress = not args.quiet and sys.stderr.isatty()
     results = run_grid(runs, out, log=log, progress=progress, jobs=args.jobs)
-    print_report(write_report(out), args.quiet)
+    if args.report:
+        print_report(write_report(out), args.quiet)
     failed = [result for result in results if "error" in result]
     if failed:
         print(
@@ -59,6 +76,58 @@ def command_reproduce(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
+    return 0
+
+
+def submit_grid(args: argparse.Namespace, runs: list[GridRun], out: Path) -> int:
+    """``--executor slurm``: the grid as a job array, task I of N training shard I/N (``--tasks N``, default one
+    per run) with this command's flags, and a report job once the array has ended. Only shards with an unfinished
+    run are submitted, so the same command resumes a grid; with ``--wait``, it follows the jobs to their end."""
+    tasks = min(args.tasks or len(runs), len(runs))
+    todo = [
+        index
+        for index in range(1, tasks + 1)
+        if any(run_status(out, run) != "done" for run in shard(runs, index, tasks))
+    ]
+    flags = given_flags(args.parser, args, EXECUTOR_DESTS | {"download", "report", "quiet", "shard", "list", "out"})
+    task = gevb_command("reproduce", [*flags, "--out", str(out), "--no-report", "--quiet"])
+    task += f' --shard "{TASK_INDEX}/{tasks}"'
+    report = gevb_command("report", [str(out)])
+    log, _ = emitters(False, args.quiet)
+    if not todo:
+        log(f"all {counted(len(runs), 'run')} in {out} have finished; nothing to submit")
+        print_report(write_report(out), args.quiet)
+        return 0
+    if not args.dry_run:
+        sbatch_program()  # before anything is written or fetched
+        check_free(out, runs)
+        if args.download:  # once, here: a cluster's nodes often have no internet, and tasks would race
+            load_dataset(args.dataset, args.data_dir, True)
+    name = f"gevb-{args.dataset}"
+    ids = submit_jobs(name, out / "slurm", slurm_options(args), (index_ranges(todo), task), report, args.dry_run)
+    if ids is None:
+        return 0
+    print(
+        f"submitted {counted(len(todo), 'array task')} of {tasks} (job {ids[0]}) for the "
+        f"{counted(sum(run_status(out, run) != 'done' for run in runs), 'unfinished run')} of {len(runs)}, and the "
+        f"report (job {ids[1]}) for when they end; logs in {out / 'slurm'}"
+    )
+
+    def progress() -> str:
+        return f"{sum(run_status(out, run) == 'done' for run in runs)}/{len(runs)} runs finished"
+
+    status = follow("reproduce", ids, args.wait, progress, log)
+    if status is not None:
+        return status
+    unfinished = sum(run_status(out, run) != "done" for run in runs)
+    print_report(write_report(out), args.quiet)
+    if unfinished:
+        print(
+            f"gevb reproduce: {counted(unfinished, 'run')} did not finish (a task failed, ran out of time or was "
+            f"cancelled: see its log in {out / 'slurm'}); run the same command again to resume them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -127,7 +196,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     grid.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
     grid.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines (default: off)")
-    grid.set_defaults(handler=command_reproduce)
+    grid.add_argument(
+        "--report", action=argparse.BooleanOptionalAction, default=True,
+        help="write the report (gevb report OUT) when the grid ends (default: on)",
+    )  # fmt: skip
+    add_executor_flags(grid, "one per run")
+    grid.set_defaults(handler=command_reproduce, parser=grid)
 
     report = commands.add_parser(
         "report",

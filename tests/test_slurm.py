@@ -1,0 +1,155 @@
+"""``--executor slurm`` on a real Slurm cluster (tests/slurm_cluster.py starts one on this host, shared by the
+file's tests): a digits grid submitted as a job array ends with the same weights in every run folder as the grid
+trained here; a task cancelled mid-run (``scancel``) resumes exactly when the same command runs again; the batch
+scripts carry the command's own flags; a missing ``sbatch`` or one that refuses is one line, exit 2, nothing lost."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gevb.cli import build_parser, main
+from slurm_cluster import LocalSlurm, missing_programs
+
+INSTALL = "apt-get install -y slurmctld slurmd slurm-client munge (as root)"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The local cluster, its ``SLURM_CONF`` in this process's environment while the file's tests run."""
+    missing = missing_programs()
+    if missing:
+        reason = f"no local Slurm cluster here ({', '.join(missing)} missing); install it with: {INSTALL}"
+        if os.environ.get("GEVB_REQUIRE_SLURM"):
+            pytest.fail(f"GEVB_REQUIRE_SLURM is set but {reason}")
+        pytest.skip(reason)
+    local = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(local.conf)
+    try:
+        yield local
+    finally:
+        local.stop()
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+
+
+def grid_argv(folder: Path, out: Path) -> list[str]:
+    """Eight small digits runs (fc-vec GEVB and BP, fc DFA and BP, nonneg and mixed), 10 epochs each."""
+    config = folder / "small.yaml"
+    config.write_text("widths: [16, 16]\n")
+    return ["reproduce", "--dataset", "digits", "--models", "fc-vec,fc", "--signs", "nonneg,mixed", "--seeds", "1",
+            "--epochs", "10", "--eval-every", "10", "--no-track-alignment", "--device", "cpu", "--quiet",
+            "--config", str(config), "--out", str(out)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def local_grid(tmp_path_factory) -> Path:
+    """The grid trained here, in this process (8 runs on 2 cores: one thread each, as a 1-CPU task's)."""
+    folder = tmp_path_factory.mktemp("local")
+    assert main([*grid_argv(folder, folder / "grid"), "--jobs", "1"]) == 0
+    return folder / "grid"
+
+
+def assert_same_runs(expected: Path, got: Path) -> None:
+    names = sorted(path.name for path in expected.iterdir() if (path / "result.json").exists())
+    assert len(names) == 8 and names == sorted(path.name for path in got.iterdir() if (path / "result.json").exists())
+    for name in names:
+        weights = [torch.load(grid / name / "checkpoint.pt", weights_only=True)["model"] for grid in (expected, got)]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0]), name
+
+
+def submitted_ids(stdout: str) -> list[str]:
+    words = next(line for line in stdout.splitlines() if line.startswith("submitted")).split()
+    return [word.rstrip(")") for before, word in zip(words, words[1:], strict=False) if before == "(job"]
+
+
+def test_a_grid_cancelled_mid_run_on_slurm_and_submitted_again_ends_as_the_grid_trained_here(
+    cluster, local_grid, tmp_path, capsys
+):
+    """The grid as 2 array tasks of 4 runs; ``scancel`` once a task has written a checkpoint; the same command
+    with --wait submits the shards still unfinished, and every run ends bitwise as trained here."""
+    out = tmp_path / "grid"
+    argv = [*grid_argv(tmp_path, out), "--executor", "slurm", "--tasks", "2", "--cpus-per-task", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "submitted 2 array tasks of 2" in printed, printed
+    array, _ = submitted_ids(printed)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/checkpoint.pt")):  # a task is training
+        assert time.monotonic() < deadline, "no task started training in 120 s"
+        time.sleep(0.02)
+    subprocess.run(["scancel", array], check=True)
+    while subprocess.run(["squeue", "-h", f"--jobs={array}"], capture_output=True, text=True).stdout.strip():
+        time.sleep(0.2)
+    finished = len(list(out.glob("*/result.json")))
+    assert finished < 8, "the array ended before it was cancelled"
+    assert main([*argv, "--wait"]) == 0
+    printed = capsys.readouterr().out
+    assert f"for the {8 - finished} unfinished run" in printed, printed  # finished runs are not trained again
+    assert (out / "table.md").exists()  # the report job ran
+    assert_same_runs(local_grid, out)
+
+
+def test_sbatch_refusing_the_array_is_one_line_and_touches_no_run(cluster, tmp_path, capsys):
+    out = tmp_path / "grid"
+    assert main([*grid_argv(tmp_path, out), "--executor", "slurm", "--partition", "nosuch"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "sbatch refused" in error and "invalid partition" in error.lower(), error
+    assert not [path for path in out.iterdir() if path.name != "slurm"]
+
+
+def test_a_missing_sbatch_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "grid"
+    assert main([*grid_argv(tmp_path, out), "--executor", "slurm"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "needs Slurm's sbatch, which is not on PATH" in error, error
+    assert not out.exists()
+
+
+def test_the_dry_run_prints_scripts_whose_tasks_run_this_command(tmp_path, capsys):
+    out = tmp_path / "grid"
+    argv = [*grid_argv(tmp_path, out), "--jobs", "2", "--executor", "slurm", "--tasks", "3", "--partition", "gpu",
+            "--time", "1:00:00", "--gpus-per-task", "1", "--sbatch-args=--account=lab", "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert not out.exists()
+    for line in (
+        "#SBATCH --array=1-3",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=1:00:00",
+        "#SBATCH --gpus-per-task=1",
+    ):
+        assert line in printed, printed
+    assert "sbatch --account=lab" in printed
+    task = next(line for line in printed.splitlines() if line.startswith("exec") and " reproduce " in line)
+    words = shlex.split(task.replace("${SLURM_ARRAY_TASK_ID}", "2"))
+    assert words[2:5] == ["-m", "gevb", "reproduce"]
+    parser = build_parser()
+    given, told = parser.parse_args(argv), parser.parse_args(words[4:])
+    same = set(vars(given)) - {"executor", "tasks", "partition", "time", "gpus_per_task", "sbatch_args", "dry_run",
+                               "report", "shard", "handler", "parser"}  # fmt: skip
+
+    def values(args: argparse.Namespace) -> dict:
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key in same for value in [getattr(args, key)]
+        }
+
+    assert values(told) == values(given)
+    assert (told.shard, told.report, told.executor) == ((2, 3), False, "local")
+
+
+def test_executor_flags_without_the_slurm_executor_are_refused(tmp_path, capsys):
+    assert main([*grid_argv(tmp_path, tmp_path / "grid"), "--partition", "gpu"]) == 2
+    assert "--partition applies to --executor slurm only" in capsys.readouterr().err
