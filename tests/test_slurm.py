@@ -6,9 +6,11 @@ scripts carry the command's own flags; a missing ``sbatch`` or one that refuses 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 
 from gevb.cli import build_parser, main
 from slurm_cluster import LocalSlurm, missing_programs
+from test_distributed import CASES, assert_same_training
 
 INSTALL = "apt-get install -y slurmctld slurmd slurm-client munge (as root)"
 
@@ -153,3 +156,15 @@ def test_the_dry_run_prints_scripts_whose_tasks_run_this_command(tmp_path, capsy
 def test_executor_flags_without_the_slurm_executor_are_refused(tmp_path, capsys):
     assert main([*grid_argv(tmp_path, tmp_path / "grid"), "--partition", "gpu"]) == 2
     assert "--partition applies to --executor slurm only" in capsys.readouterr().err
+
+
+def test_two_srun_tasks_train_one_run_as_one_process_does(cluster, tmp_path):
+    """``srun -n 2 gevb train``: the step's tasks find each other from Slurm's environment (gloo) and train one
+    run data-parallel, with the single process's weights (as two torchrun processes do, tests/test_distributed.py)."""
+    argv = ["train", *CASES["gevb"], "--epochs", "2", "--device", "cpu", "--quiet"]
+    command = ["srun", "--ntasks=2", "--cpus-per-task=1", sys.executable, "-m", "gevb", *argv]
+    done = subprocess.run([*command, "--out", str(tmp_path / "parallel")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "parallel" / "result.json").read_text())["processes"] == 2
+    assert main([*argv, "--out", str(tmp_path / "single")]) == 0
+    assert_same_training(tmp_path / "parallel", tmp_path / "single")
