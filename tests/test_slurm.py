@@ -30,8 +30,8 @@ def cluster(tmp_path_factory):
     missing = missing_programs()
     if missing:
         reason = f"no local Slurm cluster here ({', '.join(missing)} missing); install it with: {INSTALL}"
-        if os.environ.get("GEVB_REQUIRE_SLURM"):
-            pytest.fail(f"GEVB_REQUIRE_SLURM is set but {reason}")
+        if os.environ.get("GEVB_REQUIRE_CLUSTER"):
+            pytest.fail(f"GEVB_REQUIRE_CLUSTER is set but {reason}")
         pytest.skip(reason)
     local = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
     before = os.environ.get("SLURM_CONF")
@@ -168,3 +168,17 @@ def test_two_srun_tasks_train_one_run_as_one_process_does(cluster, tmp_path):
     assert json.loads((tmp_path / "parallel" / "result.json").read_text())["processes"] == 2
     assert main([*argv, "--out", str(tmp_path / "single")]) == 0
     assert_same_training(tmp_path / "parallel", tmp_path / "single")
+
+
+def test_two_slurm_tasks_share_one_study_and_write_the_best_setting(cluster, tmp_path, capsys):
+    """gevb tune --executor slurm: two array tasks, each a worker of one study (its journal file), then the
+    summary job; the best setting is the finished trials' lowest validation error (tests/test_tune.py)."""
+    from test_tune import check_study, tune_argv  # skips without Optuna
+
+    out = tmp_path / "study"
+    slurm = ["--executor", "slurm", "--tasks", "2", "--cpus-per-task", "1", "--wait"]
+    assert main([*tune_argv(tmp_path, out), *slurm]) == 0
+    printed = capsys.readouterr().out
+    assert "submitted 2 worker tasks" in printed, printed
+    check_study(out, printed, trials=4)
+    assert len(list((out / "slurm").glob("gevb-tune-*_*.out"))) == 2

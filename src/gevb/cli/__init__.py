@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from gevb import __version__
-from gevb.cli import analysis, experiments, train
+from gevb.cli import analysis, experiments, train, tune
 from gevb.cli.common import Parser
 from gevb.distributed import leave_process_group
 from gevb.faults import NonFiniteError
@@ -35,7 +35,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="gevb", description="Train and evaluate networks with GEVB, BP and DFA.")
     parser.add_argument("--version", action="version", version=f"gevb {__version__} (torch {torch.__version__})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (train, experiments, analysis):
+    for group in (train, experiments, analysis, tune):
         group.register(commands)
     return parser
 
@@ -52,6 +52,8 @@ def interrupted_advice(command: str, argv: list[str], out: str | None, dry_run: 
         return f"{kept}; continue it with: {shlex.join(['gevb', *again])}"
     if command == "reproduce":
         return "run the same command again to continue: finished runs are skipped, unfinished ones resume"
+    if command == "tune":
+        return "run the same command again to continue: the study goes on, and a trial cut short resumes its run"
     return "files are written atomically, so none is left half-written"
 
 

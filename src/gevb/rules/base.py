@@ -171,9 +171,10 @@ class Rule(nn.Module):
     Class attributes: ``name`` (set by ``register_rule``), ``vectorized`` (which network kinds it
     is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd),
     ``options`` (the ``RuleOption``s it declares: ``Rule.__init__`` checks them and sets each as
-    ``self.<name>``, so the declaration is the one place an option is named),
-    ``per_unit_signals`` (False for a rule whose updates do not go through per-unit signals, such as
-    autograd's BP: it overrides ``set_grads``, and the alignment analysis reports its updates only).
+    ``self.<name>``, so the declaration is the one place an option is named), ``lr_search`` (the
+    learning rates ``gevb tune`` searches), ``per_unit_signals`` (False for a rule whose updates do not go
+    through per-unit signals, such as autograd's BP: it overrides ``set_grads``, and the alignment analysis
+    reports its updates only).
     Rules are modules so that fixed random state (DFA feedback) lives in buffers.
     """
 
@@ -182,6 +183,7 @@ class Rule(nn.Module):
     vectorized: ClassVar[tuple[bool, ...]] = (True, False)
     needs_graph: ClassVar[bool] = False
     options: ClassVar[tuple[RuleOption, ...]] = ()
+    lr_search: ClassVar[tuple[float, float]] = (1e-5, 1e-2)  # the learning rates gevb tune searches, log-uniform
     per_unit_signals: ClassVar[bool] = True
 
     def __init__(self, model: Network, seed: int = 0, **options: object) -> None:

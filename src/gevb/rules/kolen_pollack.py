@@ -29,7 +29,7 @@ class KolenPollack(Feedback):
     options = (
         RuleOption(
             "decay", float, 3e-3, "decay per step of W and B (d = 1 - decay); over t steps the gap shrinks to d**t",
-            Interval(0.0, 1.0, open_low=True, open_high=True),
+            Interval(0.0, 1.0, open_low=True, open_high=True), (1e-4, 3e-2),
         ),
     )  # fmt: skip
     decay: float

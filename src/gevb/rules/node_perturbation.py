@@ -31,7 +31,10 @@ class NodePerturbation(Rule):
     Under data-parallel training every process draws the same stream for its own slice of the batch.
     """
 
-    options = (RuleOption("noise_scale", float, 1e-2, "std of the noise on each hidden unit (sigma)", POSITIVE),)
+    options = (
+        RuleOption("noise_scale", float, 1e-2, "std of the noise on each hidden unit (sigma)", POSITIVE, (1e-3, 1e-1)),
+    )
+    lr_search = (1e-5, 3e-3)  # its estimates are noisy: steps larger than BP's do not pay
     noise_scale: float
 
     def __init__(self, model: Network, seed: int = 0, **options: object) -> None:

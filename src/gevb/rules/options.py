@@ -1,6 +1,7 @@
 """What a learning rule declares of its own settings: ``RuleOption`` (name, type, default, valid range,
-one-line help). From these declarations alone come ``make_rule``'s checks, the ``gevb train`` flags, the
-``rule_options`` of a run's config (part of its identity), and the options column of docs/rules.md."""
+one-line help, and for a float the log-uniform range ``gevb tune`` searches). From these declarations alone come
+``make_rule``'s checks, the ``gevb train`` flags, the ``rule_options`` of a run's config (part of its identity),
+the tuning's search space, and the options column of docs/rules.md."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ KINDS = (float, int, bool)
 class RuleOption:
     """One setting of a rule. ``name``: a Python identifier, the constructor's keyword and the attribute the
     rule reads (``self.<name>``), the key under ``rule_options:`` in YAML and the flag ``--<name with
-    dashes>``; ``kind``: float, int or bool; ``valid``: the values allowed (None: any of ``kind``)."""
+    dashes>``; ``kind``: float, int or bool; ``valid``: the values allowed (None: any of ``kind``); ``search``:
+    the (low, high) range ``gevb tune`` draws it from, log-uniform (None: not tuned unless asked)."""
 
     name: str
     kind: type
     default: float | int | bool
     help: str
     valid: Interval | None = None
+    search: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.kind not in KINDS:

@@ -34,7 +34,7 @@ class WeightMirror(Feedback):
     """
 
     options = (
-        RuleOption("mirror_lr", float, 1e-2, "learning rate of B in the mirror phase (eta_B)", POSITIVE),
+        RuleOption("mirror_lr", float, 1e-2, "learning rate of B in the mirror phase (eta_B)", POSITIVE, (1e-3, 1e-1)),
         RuleOption("mirror_noise", float, 5e-2, "amplitude of the uniform noise that drives each layer", POSITIVE),
         RuleOption("mirror_decay", float, 1e-2, "decay of B per mirror batch", FRACTION),
         RuleOption("mirror_warmup", int, 100, "mirror batches before training", Interval(0, 2**31 - 1)),
