@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from gevb.cli import build_parser, main
+from gevb.cli.cluster import sbatch_args, slurm_time, slurm_word
 from gevb.cli.common import InputPath, IntList, Number, device_name, figure_file, name_list, path_text
 from gevb.cli.experiments import shard_part
+from gevb.cli.tune import range_text
 from gevb.config import RANGES, SEED_COUNT, Interval
 
 COMMANDS = build_parser()._subparsers._group_actions[0].choices  # subcommand name -> its parser
@@ -41,6 +43,7 @@ NEEDS = {
     "summary": ["--device", "cpu"],
     "cluster-quality": ["{run}"],
     "plot": ["{run}"],
+    "tune": ["--trials", "1", "--dry-run", "--device", "cpu"],
 }
 
 # The files and folders of the file cases, made once in a temporary folder (``files``); {name} in a value
@@ -88,6 +91,10 @@ BAD_VALUES = {  # the kinds of value an option takes (its argparse type), each w
     figure_file: lambda parse: ["", "figure.txt", "figure"],  # a figure's format follows its extension
     device_name: lambda parse: ["", "tpu", "cuda:x", "cuda:128", "cpu:0", "cuda:0:1"],
     shard_part: lambda parse: ["", "1", "0/3", "4/3", "1/0", "-1/2", "a/b", "1/2/3", f"1/{10**30}x"],
+    slurm_word: lambda parse: ["", "two words", "tab\there", "bell\a"],
+    slurm_time: lambda parse: ["", "abc", "1:2:3:4", "-5", "4h", "1-"],
+    sbatch_args: lambda parse: ["", '"unclosed', "--array=1-3", "--dependency afterok:1", "--output=x.log"],
+    range_text: lambda parse: ["", "lr", "lr=1", "lr=2:1", "lr=0:1", "lr=a:b", "lr=1e-3:inf", "lr=1:2:3"],
 }
 
 

@@ -19,7 +19,8 @@ import torch
 
 from gevb.cli import build_parser, main
 from slurm_cluster import LocalSlurm, missing_programs
-from test_distributed import CASES, assert_same_training
+from test_cluster_docs import commands
+from test_distributed import assert_same_training
 
 INSTALL = "apt-get install -y slurmctld slurmd slurm-client munge (as root)"
 
@@ -159,15 +160,20 @@ def test_executor_flags_without_the_slurm_executor_are_refused(tmp_path, capsys)
 
 
 def test_two_srun_tasks_train_one_run_as_one_process_does(cluster, tmp_path):
-    """``srun -n 2 gevb train``: the step's tasks find each other from Slurm's environment (gloo) and train one
-    run data-parallel, with the single process's weights (as two torchrun processes do, tests/test_distributed.py)."""
-    argv = ["train", *CASES["gevb"], "--epochs", "2", "--device", "cpu", "--quiet"]
-    command = ["srun", "--ntasks=2", "--cpus-per-task=1", sys.executable, "-m", "gevb", *argv]
-    done = subprocess.run([*command, "--out", str(tmp_path / "parallel")], capture_output=True, text=True, timeout=300)
+    """docs/cluster.md's ``srun --ntasks=2 ... gevb train``: the step's tasks find each other from Slurm's
+    environment (gloo) and train one run data-parallel, with the single process's weights (as two torchrun
+    processes do, tests/test_distributed.py)."""
+    words = shlex.split(commands("srun")[0])
+    at = words.index("gevb")
+    argv = [*words[at + 1 :], "--device", "cpu", "--quiet"]
+    out = Path(argv[argv.index("--out") + 1])
+    command = [*words[:at], sys.executable, "-m", "gevb", *argv]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads((tmp_path / "parallel" / "result.json").read_text())["processes"] == 2
-    assert main([*argv, "--out", str(tmp_path / "single")]) == 0
-    assert_same_training(tmp_path / "parallel", tmp_path / "single")
+    assert json.loads((tmp_path / out / "result.json").read_text())["processes"] == 2
+    argv[argv.index("--out") + 1] = str(tmp_path / "single")
+    assert main(argv) == 0
+    assert_same_training(tmp_path / out, tmp_path / "single")
 
 
 def test_two_slurm_tasks_share_one_study_and_write_the_best_setting(cluster, tmp_path, capsys):

@@ -4,12 +4,13 @@ command's own flags, as given), and the wait for the jobs (docs/cluster.md)."""
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gevb.cli.common import Number
+from gevb.cli.common import Number, shown
 from gevb.intervals import COUNT
 from gevb.slurm import SlurmOptions, batch_script, submit, wait_for, write_script
 
@@ -17,6 +18,37 @@ from gevb.slurm import SlurmOptions, batch_script, submit, wait_for, write_scrip
 EXECUTOR_DESTS = frozenset(
     {"executor", "tasks", "partition", "time", "cpus_per_task", "gpus_per_task", "sbatch_args", "wait", "dry_run"}
 )
+
+
+TIME_FORMATS = re.compile(r"(\d+-)?\d+(:\d+){0,2}|infinite|unlimited", re.IGNORECASE)  # sbatch --time's forms
+
+
+def slurm_word(text: str) -> str:
+    """An argparse ``type``: a Slurm name (partition, ...) or a study name: no spaces, not empty."""
+    if not text or any(character.isspace() for character in text) or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected a name without spaces, got {shown(text)}")
+    return text
+
+
+def slurm_time(text: str) -> str:
+    """An argparse ``type``: a time limit as sbatch takes it (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM:SS, infinite)."""
+    if not TIME_FORMATS.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected a time limit such as 30, 4:00:00 or 2-12:00:00, got {shown(text)}")
+    return text
+
+
+def sbatch_args(text: str) -> str:
+    """An argparse ``type``: more sbatch options, shell-quoted; not those gevb sets itself."""
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a valid argument list ({error})") from None
+    if not words:
+        raise argparse.ArgumentTypeError("expected sbatch options such as --account=lab, got none")
+    own = [word for word in words if word.split("=")[0] in ("--array", "--dependency", "--parsable", "--output")]
+    if own:
+        raise argparse.ArgumentTypeError(f"{own[0]} is set by gevb itself; leave it out")
+    return text
 
 
 def add_executor_flags(parser: argparse.ArgumentParser, tasks_default: str) -> None:
@@ -27,15 +59,17 @@ def add_executor_flags(parser: argparse.ArgumentParser, tasks_default: str) -> N
         help="local: in this process and its --jobs; slurm: as a Slurm job array, one task per share (default: local)",
     )  # fmt: skip
     group.add_argument("--tasks", type=Number(COUNT), metavar="N", help=f"array tasks (default: {tasks_default})")
-    group.add_argument("--partition", metavar="NAME", help="Slurm partition (default: the cluster's)")
-    group.add_argument("--time", metavar="LIMIT", help="time limit per task, e.g. 4:00:00 (default: the partition's)")
+    group.add_argument("--partition", type=slurm_word, metavar="NAME", help="Slurm partition (default: the cluster's)")
+    group.add_argument(
+        "--time", type=slurm_time, metavar="LIMIT", help="time limit per task, e.g. 4:00:00 (default: the partition's)"
+    )
     group.add_argument(
         "--cpus-per-task", type=Number(COUNT), metavar="N", help="CPUs per task (default: the cluster's)"
     )
     group.add_argument("--gpus-per-task", type=Number(COUNT), metavar="N", help="GPUs per task (default: none)")
     group.add_argument(
         "--sbatch-args",
-        default="",
+        type=sbatch_args,
         metavar="ARGS",
         help='more sbatch arguments for every job, e.g. --sbatch-args="--account=lab --qos=low"',
     )
@@ -46,15 +80,15 @@ def add_executor_flags(parser: argparse.ArgumentParser, tasks_default: str) -> N
 
 
 def slurm_options(args: argparse.Namespace) -> SlurmOptions:
-    return SlurmOptions(args.partition, args.time, args.cpus_per_task, args.gpus_per_task, args.sbatch_args)
+    return SlurmOptions(args.partition, args.time, args.cpus_per_task, args.gpus_per_task, args.sbatch_args or "")
 
 
-def check_executor(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Refuse executor flags without ``--executor slurm`` (they would do nothing)."""
+def check_executor(args: argparse.Namespace, parser: argparse.ArgumentParser, local: frozenset = frozenset()) -> None:
+    """Refuse executor flags without ``--executor slurm`` (they would do nothing), but those in ``local``."""
     if args.executor == "slurm":
         return
     for action in parser._actions:
-        if action.dest in EXECUTOR_DESTS - {"executor"} and getattr(args, action.dest) != action.default:
+        if action.dest in EXECUTOR_DESTS - {"executor"} - local and getattr(args, action.dest) != action.default:
             raise ValueError(
                 f"{action.option_strings[0]} applies to --executor slurm only; add it or leave the flag out"
             )

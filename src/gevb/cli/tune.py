@@ -14,6 +14,7 @@ from gevb.cli.cluster import (
     gevb_command,
     given_flags,
     slurm_options,
+    slurm_word,
     submit_jobs,
 )
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
@@ -42,6 +43,14 @@ from gevb.tuning import (
 )
 
 
+def range_text(text: str) -> tuple[str, tuple[float, float]]:
+    """An argparse ``type``: ``--range NAME=LO:HI`` as ``gevb.tuning.parse_range`` reads it."""
+    try:
+        return parse_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--range ")) from None
+
+
 def study_of(args: argparse.Namespace) -> Study:
     """The study the flags describe (its settings checked)."""
     base = paper_protocol(args.dataset)
@@ -54,7 +63,7 @@ def study_of(args: argparse.Namespace) -> Study:
                         val_fraction=args.val_fraction, stop_at_100=False).validate()  # fmt: skip
     if base.threads is None and base.device != "cuda" and args.executor == "local":
         base = base.replace(threads=max(1, cpu_cores() // args.workers))
-    ranges = dict(parse_range(text) for text in args.range)
+    ranges = dict(args.range)
     parameters = tuple(search_space(base.rule, args.params, ranges))
     out = Path(args.out or f"runs/tune/{args.dataset}-{args.model}-{base.rule}-{args.sign}")
     name = args.study or f"{args.dataset}-{args.model}-{base.rule}-{args.sign}"
@@ -64,11 +73,16 @@ def study_of(args: argparse.Namespace) -> Study:
 
 def command_tune(args: argparse.Namespace) -> int:
     optuna_module()  # what to install, before anything else
-    check_executor(args, args.parser)
+    check_executor(args, args.parser, local=frozenset({"dry_run"}))
     study = study_of(args)
     out = Path(study.out)
     check_out(out)
     log, _ = emitters(False, args.quiet)
+    searched = ", ".join(f"{p.name} in [{p.low:g}, {p.high:g}]" for p in study.parameters)
+    plan = f"study {study.name!r} in {study.storage}: {study.trials} trials of {searched}"
+    if args.dry_run and args.executor == "local":
+        print(f"{plan}, {args.workers} at once, each a run of {study.base.epochs} epochs in {out}/trial-NNNN")
+        return 0
     if not args.best_only:
         if args.executor == "slurm" and not args.dry_run:
             sbatch_program()
@@ -79,8 +93,7 @@ def command_tune(args: argparse.Namespace) -> int:
                 log(f"{counted(again, 'trial')} stopped before its end: queued again, its run resumes")
         if args.executor == "slurm":
             return submit_study(args, study, out, log)
-        searched = ", ".join(f"{p.name} in [{p.low:g}, {p.high:g}]" for p in study.parameters)
-        log(f"study {study.name!r} in {study.storage}: {study.trials} trials of {searched}, {args.workers} at once")
+        log(f"{plan}, {args.workers} at once")
         if args.workers == 1:
             work(study)
         else:
@@ -149,15 +162,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "that declare a range)",
     )  # fmt: skip
     tune.add_argument(
-        "--range", action="append", default=[], metavar="NAME=LO:HI",
+        "--range", type=range_text, action="append", default=[], metavar="NAME=LO:HI",
         help="search NAME log-uniformly in [LO, HI] instead of its default range (repeatable)",
     )  # fmt: skip
     tune.add_argument("--pruner", choices=PRUNERS, default="median", help="pruning of bad trials (default: median)")
     tune.add_argument(
-        "--storage", metavar="URL|FILE", help="the study's storage: a database URL (e.g. sqlite:///s.db, "
-        "postgresql://...) or a journal file (default: OUT/study.journal)",
+        "--storage", type=path_text, metavar="URL|FILE",
+        help="a database URL (e.g. postgresql://...) or a journal file (default: OUT/study.journal)",
     )  # fmt: skip
-    tune.add_argument("--study", metavar="NAME", help="study name (default: DATASET-MODEL-RULE-SIGN)")
+    tune.add_argument("--study", type=slurm_word, metavar="NAME", help="study name (default: DATASET-MODEL-RULE-SIGN)")
     tune.add_argument(
         "--workers", type=Number(COUNT), default=1, metavar="N", help="local worker processes (default: 1)"
     )
