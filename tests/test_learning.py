@@ -23,6 +23,7 @@ import statistics
 import pytest
 import torch
 
+import learning
 from gevb.init import SIGNS
 from learning import MEDIAN, MEDIAN_SEEDS, SEED, learning_triples, mean_update, of, train, train_readout, uses
 from rule_tests import merged
@@ -125,6 +126,15 @@ LEARNS |= merged("LEARNS")
 FAILS |= merged("FAILS")
 SEED_DEPENDENT |= merged("SEED_DEPENDENT")
 TRIPLES = learning_triples()
+
+
+def test_the_harness_adam_is_bitwise_the_single_tensor_adam(monkeypatch):
+    """``learning.ADAM`` (multi-tensor kernels) takes exactly the steps of Adam's reference loop over tensors."""
+    runs = {}
+    for foreach in (True, False):
+        monkeypatch.setitem(learning.ADAM, "foreach", foreach)
+        runs[foreach] = learning.train("fc-vec", "gevb", "mixed").model.state_dict()
+    assert all(torch.equal(runs[True][key], runs[False][key]) for key in runs[False])
 
 
 def test_the_readout_alone_baseline_equals_its_reference():

@@ -48,6 +48,28 @@ def gevb(site: Path, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gevb", *argv], capture_output=True, text=True, env=env, timeout=300)
 
 
+# Several gevb commands in one interpreter with the plugins installed (each interpreter start costs seconds):
+# each command's exit status, stdout and stderr, as JSON lines
+SESSION = """
+import contextlib, io, json, sys
+from gevb.cli import main
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv)
+    print(json.dumps([status, out.getvalue(), err.getvalue()]), file=sys.__stdout__)
+"""
+
+
+def gevb_session(site: Path, *commands: list[str]) -> list[subprocess.CompletedProcess]:
+    env = {**one_thread_env(), "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "src")])}
+    done = subprocess.run([sys.executable, "-c", SESSION, json.dumps(commands)], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    ran = [json.loads(line) for line in done.stdout.splitlines()]
+    return [subprocess.CompletedProcess(argv, *result) for argv, result in zip(commands, ran, strict=True)]
+
+
 BROKEN = "gevb: plugin 'broken' (no_such_module_anywhere, entry point group gevb.rules) failed to load"
 
 
@@ -55,7 +77,9 @@ def test_a_plugin_rule_data_set_and_architecture_train_from_the_command_line(sit
     argv = ["train", "--dataset", "iris", "--model", "deep-fc-vec", "--rule", "ternary-gevb", "--threshold", "0.1",
             "--epochs", "3", "--batch-size", "16", "--track-alignment", "--json",
             "--out", str(tmp_path / "run")]  # fmt: skip
-    done = gevb(site, *argv)
+    done, resumed = gevb_session(
+        site, argv, [*argv[:-3], "--threshold", "0.2", "--out", str(tmp_path / "run"), "--resume"]
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["config"]["rule"] == "ternary-gevb" and result["config"]["rule_options"] == {"threshold": 0.1}
@@ -64,20 +88,22 @@ def test_a_plugin_rule_data_set_and_architecture_train_from_the_command_line(sit
     assert len(last["alignment"]["signal_deg"]) == 4  # the rule's signals to the 4 hidden layers, measured
     assert [line for line in done.stderr.splitlines() if "plugin" in line] == [BROKEN + ", ModuleNotFoundError: "
             "No module named 'no_such_module_anywhere'; fix or uninstall it"]  # fmt: skip
-    resumed = gevb(site, *argv[:-3], "--threshold", "0.2", "--out", str(tmp_path / "run"), "--resume")
     assert resumed.returncode == 2 and "rule_options" in resumed.stderr  # a changed rule option is another run
 
 
 def test_a_plugin_rule_joins_the_grid_and_the_analyses(site, tmp_path):
-    listed = gevb(site, "reproduce", "--dataset", "digits", "--rules", "ternary-gevb", "--models", "fc-vec",
-                  "--seeds", "1", "--list", "--out", str(tmp_path / "grid"))  # fmt: skip
+    listed, checked, summary = gevb_session(
+        site,
+        ["reproduce", "--dataset", "digits", "--rules", "ternary-gevb", "--models", "fc-vec", "--seeds", "1", "--list",
+         "--out", str(tmp_path / "grid")],
+        ["sign-check", "--rule", "ternary-gevb", "--model", "deep-fc-vec", "--examples", "4", "--json"],
+        ["summary", "--model", "deep-fc", "--dataset", "iris"],
+    )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == [
         f"fc-vec-ternary-gevb-{sign}-seed0" for sign in ("nonneg", "mixed")
     ]
-    checked = gevb(site, "sign-check", "--rule", "ternary-gevb", "--model", "deep-fc-vec", "--examples", "4", "--json")
     assert checked.returncode == 0, checked.stderr
-    summary = gevb(site, "summary", "--model", "deep-fc", "--dataset", "iris")
     assert summary.returncode == 0 and summary.stdout.count("Linear") == 5, summary.stdout
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from gevb.files import atomic_file
 
 TASK_INDEX = "${SLURM_ARRAY_TASK_ID}"  # in a task's command: its index in the array
-POLL_SECONDS = 1.0  # how often ``wait_for`` asks squeue
+# ``wait_for`` asks squeue soon after a change, then less and less often while nothing changes (up to once a
+# minute), so that short jobs are followed closely and long ones do not load the cluster's controller
+POLL_SECONDS = (0.25, 60.0)
 
 
 class SlurmError(ValueError):
@@ -127,18 +129,19 @@ def queued(job_ids: Sequence[str]) -> Counter:
 
 def wait_for(job_ids: Sequence[str], progress: Callable[[], str], log: Callable[[str], None]) -> None:
     """Until every job of ``job_ids`` has left the queue: a line ``progress(); N running, M pending`` whenever
-    it changes."""
-    last = None
+    it changes (``POLL_SECONDS``: how often it looks)."""
+    last, pause = None, POLL_SECONDS[0]
     while True:
         states = queued(job_ids)
         tasks = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))
         line = f"{progress()}; {tasks or 'no task queued'}"
         if line != last:
             log(line)
-            last = line
+            last, pause = line, POLL_SECONDS[0]
         if not states:
             return
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(pause * 1.5, POLL_SECONDS[1])
 
 
 def cpus_allocated() -> int | None:
