@@ -42,6 +42,8 @@ def check_study(out: Path, printed: str, trials: int) -> float:
     results = trial_results(out)
     assert len(results) >= trials
     assert all(result["config"]["val_fraction"] == 0.1 for result in results.values())
+    rates = [result["config"]["lr"] for result in results.values()]
+    assert len(set(rates)) == len(rates), rates  # no two workers drew the same setting
     lowest = min(results.values(), key=lambda result: result["val_error"])
     chosen = [result for result in results.values() if result["config"]["lr"] == best["lr"]]
     assert chosen and chosen[0]["val_error"] == lowest["val_error"], (best, lowest)

@@ -19,7 +19,16 @@ from gevb.cli.cluster import (
     submit_jobs,
 )
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
-from gevb.config import COUNT, RANGES, SEED_COUNT, check_applies, config_from_mapping, given_names, read_overrides
+from gevb.config import (
+    COUNT,
+    RANGES,
+    SEED_COUNT,
+    TrainConfig,
+    check_applies,
+    config_from_mapping,
+    given_names,
+    read_overrides,
+)
 from gevb.data import DATASETS, load_dataset
 from gevb.grid import GridRun, check_free, grid_runs, parse_shard, run_grid, run_status, shard
 from gevb.init import SIGNS
@@ -38,19 +47,21 @@ def shard_part(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--shard ")) from None
 
 
-def command_reproduce(args: argparse.Namespace) -> int:
-    base = paper_protocol(args.dataset)
+def protocol_config(args: argparse.Namespace, flags: tuple[str, ...]) -> tuple[TrainConfig, set[str]]:
+    """The paper's protocol for ``args.dataset``, then ``--config``'s overrides, then the command's ``flags``
+    that were given; and the names of every setting so given."""
     overrides = read_overrides(args.config) if args.config else {}
-    base = config_from_mapping(overrides, args.config or "", base)
-    given = {
-        "epochs": args.epochs, "eval_every": args.eval_every, "device": args.device,
-        "data_dir": args.data_dir, "download": args.download, "track_alignment": args.track_alignment,
-    }  # fmt: skip
-    given = {key: value for key, value in given.items() if value is not None}
+    base = config_from_mapping(overrides, args.config or "", paper_protocol(args.dataset))
+    given = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
     base = config_from_mapping(given, "command line", base)
-    base = base.replace(dataset=args.dataset)
+    return base.replace(dataset=args.dataset), given_names(overrides) | set(given)
+
+
+def command_reproduce(args: argparse.Namespace) -> int:
+    flags = ("epochs", "eval_every", "device", "data_dir", "download", "track_alignment")
+    base, given = protocol_config(args, flags)
     runs = grid_runs(base, args.seeds, args.models, args.rules, args.signs)
-    check_applies([run.config for run in runs], given_names(overrides) | set(given))
+    check_applies([run.config for run in runs], given)
     check_executor(args, args.parser)
     if args.shard is not None:
         if args.executor == "slurm":

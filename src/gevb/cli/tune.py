@@ -4,6 +4,7 @@ run by local worker processes or Slurm array tasks; the best setting saved for `
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from gevb.cli.cluster import (
@@ -18,14 +19,14 @@ from gevb.cli.cluster import (
     submit_jobs,
 )
 from gevb.cli.common import InputPath, Number, device_name, emitters, name_list, path_text
-from gevb.config import COUNT, RANGES, config_from_mapping, read_overrides
+from gevb.cli.experiments import protocol_config
+from gevb.config import COUNT, RANGES
 from gevb.data import DATASETS
 from gevb.grid import cpu_cores
 from gevb.init import SIGNS
 from gevb.intervals import Interval
 from gevb.jobs import StopSignals, run_jobs
 from gevb.models import ARCHITECTURES
-from gevb.paper import paper_protocol
 from gevb.rules import RULES
 from gevb.runs import check_out
 from gevb.slurm import index_ranges, sbatch_program
@@ -53,13 +54,8 @@ def range_text(text: str) -> tuple[str, tuple[float, float]]:
 
 def study_of(args: argparse.Namespace) -> Study:
     """The study the flags describe (its settings checked)."""
-    base = paper_protocol(args.dataset)
-    overrides = read_overrides(args.config) if args.config else {}
-    base = config_from_mapping(overrides, args.config or "", base)
-    given = {"epochs": args.epochs, "eval_every": args.eval_every, "device": args.device, "data_dir": args.data_dir}
-    given = {key: value for key, value in given.items() if value is not None}
-    base = config_from_mapping(given, "command line", base)
-    base = base.replace(dataset=args.dataset, model=args.model, rule=args.rule, sign=args.sign, seed=args.seed,
+    base, _ = protocol_config(args, ("epochs", "eval_every", "device", "data_dir"))
+    base = base.replace(model=args.model, rule=args.rule, sign=args.sign, seed=args.seed,
                         val_fraction=args.val_fraction, stop_at_100=False).validate()  # fmt: skip
     if base.threads is None and base.device != "cuda" and args.executor == "local":
         base = base.replace(threads=max(1, cpu_cores() // args.workers))
@@ -94,11 +90,13 @@ def command_tune(args: argparse.Namespace) -> int:
         if args.executor == "slurm":
             return submit_study(args, study, out, log)
         log(f"{plan}, {args.workers} at once")
-        if args.workers == 1:
-            work(study)
+        first = args.workers * int(os.environ.get("SLURM_ARRAY_TASK_ID", "0"))  # an array task's workers: their own
+        if args.workers == 1:  # sampler seeds, so that no two propose the same first settings
+            work(study, first)
         else:
+            workers = {i: (study, first + i) for i in range(args.workers)}
             with StopSignals(raising=False) as signals:
-                run_jobs(work, args.workers, {i: (study, i) for i in range(args.workers)}, lambda i, r: None, signals)
+                run_jobs(work, args.workers, workers, lambda i, r: None, signals)
     path, setting, measured = write_best(study)
     settings = ", ".join(f"{name} {value:.3g}" for name, value in {**setting, **setting.get("rule_options", {})}.items()
                          if name != "rule_options")  # fmt: skip
