@@ -145,9 +145,10 @@ def model_weights(out: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_path):
-    """SIGKILL ``--jobs 2`` once its first run has finished: its job processes stop too; restart; the grid ends
-    bitwise equal to an uninterrupted ``--jobs 1`` one. Convolutions are in the grid because torch's CPU kernels
-    sum in a thread-count-dependent order: the reference runs in a process of two torch threads, and only
+    """SIGKILL ``--jobs 2`` once its first run has finished: its job processes stop too; restart (in this
+    process); the grid ends bitwise equal to an uninterrupted ``--jobs 1`` one. Convolutions are in the grid
+    because torch's CPU kernels sum in a thread-count-dependent order: the reference runs in a process of two
+    torch threads, and only
     ``grid_config`` (each run's threads fixed by the grid's size, not by --jobs) makes the two grids agree."""
     argv = lambda out, jobs: grid_argv(out, "--quiet", "--signs", "nonneg", "--jobs", jobs, models="fc,conv")  # noqa: E731
     reference = tmp_path / "reference"
@@ -172,7 +173,7 @@ def test_killed_grid_of_two_jobs_resumes_without_repeating_finished_runs(tmp_pat
     assert 1 <= len(before) < 4, "the kill should land mid-grid"
     time.sleep(2.0)  # an orphaned job would go on writing its run folder
     assert result_stamps(out) == before and checkpoint_stamps(out) == checkpoints
-    assert main(argv(out, "2")) == 0
+    assert main(argv(out, "1")) == 0  # resumed in this process (tests/test_grid_signals.py resumes with 2 jobs)
     after = result_stamps(out)
     assert len(after) == 4 and all(after[name] == stamp for name, stamp in before.items())
 
