@@ -71,17 +71,18 @@ class VecLocal2d(SpatialWeightLayer):
         (L, N, F + E), those E columns appended at every position (ones carry the bias through the
         forward GEMM, the error the bias gradient through the update's).
 
-        The padded input is made position-major (H, W, N, C) first, so that patches are copied from
-        it in the layout ``bmm`` reads, with no ``F.unfold`` and no transposing copy after it.
+        The padded input is laid out (H, N, W, C) first, so that patches are copied from it in the
+        layout ``bmm`` reads, with no ``F.unfold`` and no transposing copy after it: a kernel row of a
+        window is then kw*C contiguous values (twice as fast to copy as runs of C when C is small).
         Feature order: the weight's own (c, i, j) for an input-expanding layer (few channels,
         large weights, which then need no reordering), *tap-major* (i, j, c) for the others, whose
-        many channels make runs of C contiguous values, which copy faster than single elements.
+        many channels make runs of contiguous values, which copy faster than single elements.
         """
         (ph, pw), (kh, kw), (sh, sw) = self.padding, self.kernel_size, self.stride
         n, c, height, width = x.shape
-        rows = x.new_zeros(height + 2 * ph, width + 2 * pw, n, c)
-        rows[ph : ph + height, pw : pw + width] = x.permute(2, 3, 0, 1)
-        windows = rows.unfold(0, kh, sh).unfold(1, kw, sw)  # (H', W', N, C, kh, kw)
+        rows = x.new_zeros(height + 2 * ph, n, width + 2 * pw, c)
+        rows[ph : ph + height, :, pw : pw + width] = x.permute(2, 0, 3, 1)
+        windows = rows.unfold(0, kh, sh).unfold(2, kw, sw).transpose(1, 2)  # (H', W', N, C, kh, kw)
         if not self.expand_input:
             windows = windows.permute(0, 1, 2, 4, 5, 3)  # (H', W', N, kh, kw, C)
         features = kh * kw * c
