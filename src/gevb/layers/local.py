@@ -66,6 +66,17 @@ class VecLocal2d(SpatialWeightLayer):
         positions, out, features = self.weight.shape
         return (positions, out, features // taps, taps)
 
+    def _padded_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """(*lead, C, H, W), any strides -> the zero-padded input laid out (H + 2ph, N, W + 2pw, C), N the product
+        of ``lead`` (B or B, K), in one copy (``flatten`` of a permuted input could copy first)."""
+        (ph, pw), lead = self.padding, x.shape[:-3]
+        c, height, width = x.shape[-3:]
+        rows = x.new_zeros(height + 2 * ph, math.prod(lead), width + 2 * pw, c)
+        interior = rows[ph : ph + height, :, pw : pw + width].unflatten(1, lead)  # (H, *lead, W, C)
+        m = len(lead)
+        interior.copy_(x.permute(m + 1, *range(m), m + 2, m))
+        return rows
+
     def _patches(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """(N, C, H, W), any strides -> contiguous patches (L, N, F); with ``extra`` (N, E):
         (L, N, F + E), those E columns appended at every position (ones carry the bias through the
@@ -78,10 +89,9 @@ class VecLocal2d(SpatialWeightLayer):
         large weights, which then need no reordering), *tap-major* (i, j, c) for the others, whose
         many channels make runs of contiguous values, which copy faster than single elements.
         """
-        (ph, pw), (kh, kw), (sh, sw) = self.padding, self.kernel_size, self.stride
-        n, c, height, width = x.shape
-        rows = x.new_zeros(height + 2 * ph, n, width + 2 * pw, c)
-        rows[ph : ph + height, :, pw : pw + width] = x.permute(2, 0, 3, 1)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        n, c = x.shape[:2]
+        rows = self._padded_rows(x)
         windows = rows.unfold(0, kh, sh).unfold(2, kw, sw).transpose(1, 2)  # (H', W', N, C, kh, kw)
         if not self.expand_input:
             windows = windows.permute(0, 1, 2, 4, 5, 3)  # (H', W', N, kh, kw, C)
@@ -139,12 +149,10 @@ class VecLocal2d(SpatialWeightLayer):
         ``ceil(kw / sw)`` interleaved groups whose windows do not overlap (``bmm`` copies
         overlapping batches). Output memory (H', W', B, K, out), as the reference path's.
         """
-        (ph, pw), (kh, kw), (sh, sw) = self.padding, self.kernel_size, self.stride
-        batch, k, c, height, width = a.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        batch, k, c = a.shape[:3]
         (rows_out, cols_out), n, out = self.output_size, batch * k, self.out_channels
-        padded = a.new_zeros(height + 2 * ph, n, width + 2 * pw, c)
-        interior = padded[ph : ph + height, :, pw : pw + width].unflatten(1, (batch, k))  # (H, B, K, W, C)
-        interior.copy_(a.permute(3, 0, 1, 4, 2))  # one copy from any layout (flatten(0, 1) may copy first)
+        padded = self._padded_rows(a)
         filters = self.weight.view(rows_out, cols_out, out, c, kh, kw).permute(0, 4, 1, 5, 3, 2)
         filters = filters.reshape(rows_out, kh, cols_out, kw * c, out)  # (H', kh, W', kw*C, out)
         h = torch.empty(rows_out, cols_out, batch, k, out, dtype=a.dtype, device=a.device)
