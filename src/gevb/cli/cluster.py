@@ -102,7 +102,7 @@ def given_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, leave
         if not action.option_strings or action.dest in leave_out or action.dest == "help":
             continue
         value, default = getattr(args, action.dest, action.default), action.default
-        if is_sequence(value) and is_sequence(default) and list(value) == list(default) or value == default:
+        if value == default or (is_sequence(value) and is_sequence(default) and list(value) == list(default)):
             continue
         name = next(option for option in action.option_strings if option.startswith("--"))
         if isinstance(action, argparse.BooleanOptionalAction):
@@ -136,18 +136,15 @@ def submit_jobs(
     ``then`` once the array has ended, whatever its tasks' fate (``afterany``); their scripts and logs in
     ``slurm``. Return (array id, follow-up id), or print both scripts and return None for a dry run."""
     array, command = task
-    scripts = {
-        slurm / f"{name}.sbatch": batch_script(name, command, slurm, options.directives(), array=array),
-        slurm / f"{name}-then.sbatch": batch_script(f"{name}-then", then, slurm, options.directives(gpus=False)),
-    }
+    array_script = (slurm / f"{name}.sbatch", batch_script(name, command, slurm, options.directives(), array=array))
+    then_script = (slurm / f"{name}-then.sbatch", batch_script(f"{name}-then", then, slurm, options.directives(False)))
     if dry_run:
-        for path, text in scripts.items():
-            extra = f" {options.extra}" if options.extra else ""
+        extra = f" {options.extra}" if options.extra else ""
+        for path, text in (array_script, then_script):
             print(f"# {path} (submitted with: sbatch{extra} {path.name})\n{text}")
         return None
-    (array_script, then_script), texts = scripts, list(scripts.values())
-    array_id = submit(write_script(array_script, texts[0]), options)
-    return array_id, submit(write_script(then_script, texts[1]), options, after=array_id)
+    array_id = submit(write_script(*array_script), options)
+    return array_id, submit(write_script(*then_script), options, after=array_id)
 
 
 def follow(

@@ -95,11 +95,8 @@ def submit_grid(args: argparse.Namespace, runs: list[GridRun], out: Path) -> int
     per run) with this command's flags, and a report job once the array has ended. Only shards with an unfinished
     run are submitted, so the same command resumes a grid; with ``--wait``, it follows the jobs to their end."""
     tasks = min(args.tasks or len(runs), len(runs))
-    todo = [
-        index
-        for index in range(1, tasks + 1)
-        if any(run_status(out, run) != "done" for run in shard(runs, index, tasks))
-    ]
+    unfinished = {run.name for run in runs if run_status(out, run) != "done"}
+    todo = [index for index in range(1, tasks + 1) if any(run.name in unfinished for run in shard(runs, index, tasks))]
     flags = given_flags(args.parser, args, EXECUTOR_DESTS | {"download", "report", "quiet", "shard", "list", "out"})
     task = gevb_command("reproduce", [*flags, "--out", str(out), "--no-report", "--quiet"])
     task += f' --shard "{TASK_INDEX}/{tasks}"'
@@ -120,21 +117,21 @@ def submit_grid(args: argparse.Namespace, runs: list[GridRun], out: Path) -> int
         return 0
     print(
         f"submitted {counted(len(todo), 'array task')} of {tasks} (job {ids[0]}) for the "
-        f"{counted(sum(run_status(out, run) != 'done' for run in runs), 'unfinished run')} of {len(runs)}, and the "
+        f"{counted(len(unfinished), 'unfinished run')} of {len(runs)}, and the "
         f"report (job {ids[1]}) for when they end; logs in {out / 'slurm'}"
     )
 
-    def progress() -> str:
-        return f"{sum(run_status(out, run) == 'done' for run in runs)}/{len(runs)} runs finished"
+    def finished() -> int:
+        return sum(run_status(out, run) == "done" for run in runs)
 
-    status = follow("reproduce", ids, args.wait, progress, log)
+    status = follow("reproduce", ids, args.wait, lambda: f"{finished()}/{len(runs)} runs finished", log)
     if status is not None:
         return status
-    unfinished = sum(run_status(out, run) != "done" for run in runs)
+    left = len(runs) - finished()
     print_report(write_report(out), args.quiet)
-    if unfinished:
+    if left:
         print(
-            f"gevb reproduce: {counted(unfinished, 'run')} did not finish (a task failed, ran out of time or was "
+            f"gevb reproduce: {counted(left, 'run')} did not finish (a task failed, ran out of time or was "
             f"cancelled: see its log in {out / 'slurm'}); run the same command again to resume them",
             file=sys.stderr,
         )
