@@ -1,5 +1,6 @@
 """The learning harness of ``tests/test_learning.py``: one (architecture, rule, sign) triple trained on the
-digits for ``STEPS`` Adam steps, and what is measured on it afterwards.
+digits for ``STEPS`` steps of the engine's own Adam (``gevb.build.make_optimizer``, whose whole step
+``tests/test_step.py`` holds to the reference), and what is measured on it afterwards.
 
 Shared by the learning tests, their corruption meta-test (``tests/test_corruption.py``) and the spread
 measurement behind every bound (``python tests/measure_spread.py``). ``trained`` and ``measured`` cache per
@@ -23,6 +24,7 @@ from conftest import valid_pairs
 from corruption import Corrupted
 from gevb import ARCHITECTURES, build_model, make_rule, train_step
 from gevb.alignment import angle_deg, grads_kept, measure_alignment, weight_updates
+from gevb.build import make_optimizer
 from gevb.init import SIGNS
 from gevb.models import Network
 from gevb.rules import Rule, loss_and_error
@@ -30,8 +32,6 @@ from gevb.rules.feedback import feedback_generator, initial_draw
 
 WIDTHS = {"fc": (32, 32), "conv": (8, 8, 32), "lc": (8, 8, 32)}
 STEPS, BATCH, LR = 300, 64, 3e-3
-# Adam's multi-tensor kernels: bitwise its single-tensor update (tests/test_learning.py), 5-10% faster at these sizes
-ADAM = {"lr": LR, "foreach": True}
 PROBE = 128  # angles are measured on the first PROBE digits
 # what a learning bound holds: seed 0's ratio, or the median over MEDIAN_SEEDS (tests/test_learning.py)
 SEED, MEDIAN = "seed 0", "median"
@@ -59,6 +59,17 @@ def training_loss(model: Network) -> float:
         return loss_and_error(model(x), y)[0].item()
 
 
+def network(arch: str, sign: str, seed: int) -> Network:
+    """The triple's network as built from ``seed``, before any step: every rule's run and the baseline start here."""
+    return build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
+
+
+@functools.cache
+def initial_loss(arch: str, sign: str, seed: int) -> float:
+    """The training loss of ``network(arch, sign, seed)``, computed once for all the rules that start from it."""
+    return training_loss(network(arch, sign, seed))
+
+
 def learning_triples() -> list[tuple[str, str, str]]:
     """Every valid (architecture, rule, sign) but those of ``REFERENCE_RULES``: what the learning tests cover."""
     return [(arch, rule, sign) for arch, rule in valid_pairs() for sign in SIGNS if rule not in REFERENCE_RULES]
@@ -70,13 +81,13 @@ def train(
     """Train the triple from ``seed`` (the model, the rule's random state and the batch order); ``readout_only``:
     Adam gets the readout alone; ``corruption``: the rule switched off (``corruption.Corrupted``)."""
     x, y = digits()
-    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
+    model = network(arch, sign, seed)
     rule = make_rule(rule_name, model, seed=seed)
     if corruption is not None:
         rule = Corrupted(rule, corruption, seed)
-    optimizer = torch.optim.Adam((model.layers[-1] if readout_only else model).parameters(), **ADAM)
+    optimizer = make_optimizer(model.layers[-1] if readout_only else model, LR)
     generator = torch.Generator().manual_seed(seed)
-    start = training_loss(model)
+    start = initial_loss(arch, sign, seed)
     initial = [layer.weight.detach().clone() for layer in model.weight_layers[:-1]]
     for _ in range(STEPS):
         batch = torch.randint(0, len(x), (BATCH,), generator=generator)
@@ -93,11 +104,11 @@ def train_readout(arch: str, sign: str, seed: int = 0) -> Trained:
     change, so the readout's input for every digit is computed once, and each of the same steps runs the readout
     alone (autograd's gradient, Adam, the constraint). Equal up to rounding (``tests/test_learning.py``)."""
     x, y = digits()
-    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
+    model = network(arch, sign, seed)
     readout = model.layers[-1]
-    optimizer = torch.optim.Adam(readout.parameters(), **ADAM)
+    optimizer = make_optimizer(readout, LR)
     generator = torch.Generator().manual_seed(seed)
-    start = training_loss(model)
+    start = initial_loss(arch, sign, seed)
     initial = [layer.weight.detach().clone() for layer in model.weight_layers[:-1]]
     with torch.no_grad():
         features = model.activation_before(x, len(model.layers) - 1)
@@ -121,7 +132,7 @@ def readout_alone(arch: str, sign: str, seed: int = 0) -> Trained:
 def feedback_angles(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: str | None = None) -> dict:
     """For a rule with backward weights (``gevb.rules.feedback.Feedback``): each one's angle to its forward weight
     at its first draw (before any warm-up) and after the harness's steps; a measurement for ``of``."""
-    model = build_model(arch, (1, 8, 8), 10, sign, widths=WIDTHS[ARCHITECTURES[arch].family], seed=seed)
+    model = network(arch, sign, seed)
     run = trained(arch, rule_name, sign, seed, corruption=corruption)
     inner = getattr(run.rule, "inner", run.rule)  # a switched-off rule wraps the rule
     generator, layers = feedback_generator(seed), model.weight_indices[1:]
@@ -143,7 +154,8 @@ def measured(arch: str, rule_name: str, sign: str, seed: int = 0, corruption: st
     """
     run = trained(arch, rule_name, sign, seed, corruption=corruption)
     base = readout_alone(arch, sign, seed)
-    assert run.start == base.start, "the rule and the baseline start from different networks"
+    same_start = all(map(torch.equal, run.initial, base.initial))
+    assert same_start, "the rule and the baseline start from different networks"
     x, y = digits()
     angles = measure_alignment(run.model, run.rule, x[:PROBE], y[:PROBE])
     moves = [layer.weight.detach() - w0 for layer, w0 in zip(run.model.weight_layers[:-1], run.initial, strict=True)]

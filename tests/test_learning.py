@@ -23,7 +23,6 @@ import statistics
 import pytest
 import torch
 
-import learning
 from gevb.init import SIGNS
 from learning import MEDIAN, MEDIAN_SEEDS, SEED, learning_triples, mean_update, of, train, train_readout, uses
 from rule_tests import merged
@@ -128,22 +127,14 @@ SEED_DEPENDENT |= merged("SEED_DEPENDENT")
 TRIPLES = learning_triples()
 
 
-def test_the_harness_adam_is_bitwise_the_single_tensor_adam(monkeypatch):
-    """``learning.ADAM`` (multi-tensor kernels) takes exactly the steps of Adam's reference loop over tensors."""
-    runs = {}
-    for foreach in (True, False):
-        monkeypatch.setitem(learning.ADAM, "foreach", foreach)
-        runs[foreach] = learning.train("fc-vec", "gevb", "mixed").model.state_dict()
-    assert all(torch.equal(runs[True][key], runs[False][key]) for key in runs[False])
-
-
 def test_the_readout_alone_baseline_equals_its_reference():
     """The baseline's fast path (the readout trained on features computed once) against training the whole
     network with Adam given the readout alone: the same steps, equal up to rounding. (Not parametrized: not a
     learning check for the corruption meta-test.)"""
     for arch, sign in [("fc-vec", "nonneg"), ("lc", "mixed")]:
         fast, reference = train_readout(arch, sign), train(arch, "bp", sign, readout_only=True)
-        assert fast.end == pytest.approx(reference.end, rel=1e-5) and fast.start == reference.start
+        assert all(map(torch.equal, fast.initial, reference.initial))  # one network, one start
+        assert fast.end == pytest.approx(reference.end, rel=1e-5)
         weights = fast.model.layers[-1].weight, reference.model.layers[-1].weight
         torch.testing.assert_close(*weights, rtol=1e-5, atol=1e-6, msg=f"{arch} {sign}")
 

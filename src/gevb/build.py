@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gevb.checkpoint import load_checkpoint, load_module_state
 from gevb.config import TrainConfig, check_applies, config_from_mapping
@@ -47,14 +48,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(
-    model: Network, lr: float, kind: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0
+    model: nn.Module, lr: float, kind: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
     """Adam (the fused kernel where this torch has it for the model's device; the CPU needs torch >= 2.4)
-    or SGD with ``momentum``; ``weight_decay`` is the optimizer's L2 term."""
+    or SGD with ``momentum`` over ``model``'s parameters (a network, or one of its layers);
+    ``weight_decay`` is the optimizer's L2 term."""
     if kind == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    fused = model.layers[0].weight.device.type == "cuda" or (major, minor) >= (2, 4)
+    fused = next(model.parameters()).device.type == "cuda" or (major, minor) >= (2, 4)
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
 
 
