@@ -19,12 +19,15 @@ class Trace:
 
     logits: (B, num_classes); inputs[i]: the input of ``layers[i]`` (inputs[0] is the first
     layer's input: the raw batch for a vectorized network, ``(B, 1, ...)`` for a conventional
-    one), None for gates, which gate in place; masks[i]: gate i's G (B, *S).
+    one), None for gates, which gate in place; masks[i]: gate i's G (B, *S). ``plain``: every gate
+    computed ``t . h`` from h, as ``Network.perturbed_logits`` does, so that the logits are those of
+    a perturbed pass without noise (``Network.trace(x, plain=True)``).
     """
 
     logits: torch.Tensor
     inputs: list[torch.Tensor | None]
     masks: dict[int, torch.Tensor]
+    plain: bool = False
 
     def saved(self, i: int) -> torch.Tensor:
         """What ``layers[i].input_credit`` needs: its input, or a gate's mask."""
@@ -109,13 +112,15 @@ class Network(nn.Module):
         """The input of ``layers[index]`` for the batch x: (B, *input_shape), e.g. (B, K, C, H, W)."""
         return self._run(self._prepare(x), stop=index)[0]
 
-    def trace(self, x: torch.Tensor) -> Trace:
+    def trace(self, x: torch.Tensor, plain: bool = False) -> Trace:
         """Forward pass that keeps every layer's input and every gate's mask for a learning rule.
 
-        Gates act in place on their input, a fresh output of the layer before them.
+        Gates act in place on their input, a fresh output of the layer before them. ``plain``: each
+        gate computes ``t . h`` from h rather than take it from the layer before (``_run``), as a
+        perturbed pass does, so the logits are a noiseless perturbed pass's (``Trace.plain``).
         """
-        a, inputs, masks = self._run(self._prepare(x), keep_inputs=True)
-        return Trace(self._logits(a), inputs, masks)
+        a, inputs, masks = self._run(self._prepare(x), keep_inputs=True, plain=plain)
+        return Trace(self._logits(a), inputs, masks, plain)
 
     def perturbed_logits(self, prepared: torch.Tensor, noise: dict[int, torch.Tensor]) -> torch.Tensor:
         """Logits of a forward pass with ``noise[i]`` added to the output h of weight layer i, before its gate.
@@ -131,12 +136,13 @@ class Network(nn.Module):
         stop: int | None = None,
         keep_inputs: bool = False,
         perturb: dict[int, torch.Tensor] | None = None,
+        plain: bool = False,
     ) -> tuple[torch.Tensor, list[torch.Tensor | None], dict[int, torch.Tensor]]:
         """Run ``layers[:stop]`` on the prepared batch a; returns (output, layer inputs, gate masks).
 
         A weight layer followed by a gate also hands the gate ``t . h`` when it computes it cheaper
-        than the gate would (``WeightLayer.forward_projected``). Inputs are kept only if asked;
-        ``perturb[i]`` is added to the output of layer i.
+        than the gate would (``WeightLayer.forward_projected``), unless ``plain`` or the layer's output
+        is perturbed. Inputs are kept only if asked; ``perturb[i]`` is added to the output of layer i.
         """
         inputs: list[torch.Tensor | None] = []
         masks: dict[int, torch.Tensor] = {}
@@ -145,7 +151,7 @@ class Network(nn.Module):
             if keep_inputs:
                 inputs.append(None if isinstance(layer, TGate) else a)
             if isinstance(layer, TGate):
-                a, masks[i] = layer.gate_(a, projection)
+                a, masks[i] = layer.gate_(a, None if plain else projection)
             elif isinstance(layer, WeightLayer) and i + 1 < len(self.layers):
                 a, projection = layer.forward_projected(a, self.layers[i + 1].t)
             else:
