@@ -188,7 +188,7 @@ def mean_update(arch: str, rule_name: str, sign: str, seed: int = 0, corruption:
     with grads_kept(model, rule):
         total = [torch.zeros_like(w) for w in run.initial]
         with torch.no_grad():
-            output = model.trace(x[:PROBE], plain=rule.plain_trace)  # every draw's clean pass (it adds a noisy one)
+            output = model.trace(x[:PROBE])  # one forward pass serves every draw (the rule adds its own)
         for _ in range(DRAWS):
             rule.set_grads(model, output, y[:PROBE])
             for acc, layer in zip(total, model.weight_layers, strict=False):

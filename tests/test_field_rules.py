@@ -114,7 +114,8 @@ def test_node_perturbation_averages_to_the_gradient(name, sign):
     model = build_model(name, (1, 4, 4), 3, sign, widths=(8, 8), seed=1, **F64)
     generator = torch.Generator().manual_seed(0)
     x, y = torch.randn(8, 1, 4, 4, generator=generator, **F64), torch.randint(0, 3, (8,), generator=generator)
-    output = model.trace(x, plain=True)  # every draw's clean loss (each adds its noisy pass)
+    with torch.no_grad():
+        output = model.trace(x)  # plain: every draw's clean pass (each adds its noisy one)
     true = [g for key, g in gradients(make_rule("bp", model), model, x, y).items() if key.endswith("weight")]
     rule = make_rule("node-perturbation", model, seed=0, noise_scale=1e-5)
     total = [torch.zeros_like(g) for g in true]
@@ -134,18 +135,20 @@ def test_node_perturbation_averages_to_the_gradient(name, sign):
 @pytest.mark.parametrize("name", ARCHITECTURES)
 @pytest.mark.parametrize("sign", SIGNS)
 def test_a_plain_trace_gives_node_perturbation_the_clean_pass_it_would_run(name, sign, digits):
-    """The clean loss's fast path: a plain trace's logits are bitwise a noiseless perturbed pass's, so node
-    perturbation's estimate from it equals the one from its own clean pass (its reference), draw for draw."""
+    """The clean loss's fast path: where no gate took ``t . h`` from the layer before (every conventional
+    network), the trace is plain and its logits are bitwise a noiseless perturbed pass's, so node perturbation's
+    update from it equals the one from its own clean pass (its reference), which it runs for any other trace."""
     model = build_model(name, (1, 8, 8), 10, sign, widths=small_widths(name), seed=3)
     x, y = digits[0][:32], digits[1][:32]
     with torch.no_grad():  # as train_step runs a rule's trace
-        output = model.trace(x, plain=True)
-    # zeros added to the output h (B, K, *S) of the weight layer before each gate
-    quiet = {
-        g - 1: torch.zeros(32, model.layers[g - 1].vector_dim, *output.masks[g].shape[1:]) for g in model.gate_indices
-    }
-    with torch.no_grad():
-        assert torch.equal(output.logits, model.perturbed_logits(output.inputs[0], quiet))
+        output = model.trace(x)
+        quiet = {
+            g - 1: torch.zeros(32, model.layers[g - 1].vector_dim, *output.masks[g].shape[1:])
+            for g in model.gate_indices
+        }  # zeros on the output h (B, K, *S) of the layer before each gate
+        clean = model.perturbed_logits(output.inputs[0], quiet)
+    assert output.plain or model.vectorized
+    assert not output.plain or torch.equal(output.logits, clean)
     fast, reference = (make_rule("node-perturbation", model, seed=4) for _ in range(2))
     fast.set_grads(model, output, y)
     expected = {key: p.grad.clone() for key, p in model.named_parameters()}

@@ -78,7 +78,7 @@ def grads_kept(model: Network, rule: Rule) -> Iterator[None]:
 def weight_updates(model: Network, rule: Rule, x: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
     """The weight gradients ``rule`` sets on ``x``, one per weight layer (copies; ``.grad`` is overwritten)."""
     with torch.set_grad_enabled(rule.needs_graph):
-        output = model.trace(x, plain=rule.plain_trace)
+        output = model.trace(x)
     rule.set_grads(model, output, target)
     return [layer.weight.grad.detach().clone() for layer in model.weight_layers]
 
@@ -96,7 +96,7 @@ def measure_alignment(
     with grads_kept(model, rule):
         if rule.per_unit_signals:
             with torch.no_grad():
-                output = model.trace(x, plain=rule.plain_trace)
+                output = model.trace(x)
                 error = loss_and_error(output.logits, target)[1]
                 delivered = rule.signals(model, output, error, target)
                 true = reference.signals(model, output, error, target)

@@ -20,8 +20,8 @@ class Trace:
     logits: (B, num_classes); inputs[i]: the input of ``layers[i]`` (inputs[0] is the first
     layer's input: the raw batch for a vectorized network, ``(B, 1, ...)`` for a conventional
     one), None for gates, which gate in place; masks[i]: gate i's G (B, *S). ``plain``: every gate
-    computed ``t . h`` from h, as ``Network.perturbed_logits`` does, so that the logits are those of
-    a perturbed pass without noise (``Network.trace(x, plain=True)``).
+    computed ``t . h`` from h (no layer handed it a projection), as ``Network.perturbed_logits`` does, so
+    the logits are those of a perturbed pass without noise (node perturbation's clean pass).
     """
 
     logits: torch.Tensor
@@ -112,15 +112,13 @@ class Network(nn.Module):
         """The input of ``layers[index]`` for the batch x: (B, *input_shape), e.g. (B, K, C, H, W)."""
         return self._run(self._prepare(x), stop=index)[0]
 
-    def trace(self, x: torch.Tensor, plain: bool = False) -> Trace:
+    def trace(self, x: torch.Tensor) -> Trace:
         """Forward pass that keeps every layer's input and every gate's mask for a learning rule.
 
-        Gates act in place on their input, a fresh output of the layer before them. ``plain``: each
-        gate computes ``t . h`` from h rather than take it from the layer before (``_run``), as a
-        perturbed pass does, so the logits are a noiseless perturbed pass's (``Trace.plain``).
+        Gates act in place on their input, a fresh output of the layer before them.
         """
-        a, inputs, masks = self._run(self._prepare(x), keep_inputs=True, plain=plain)
-        return Trace(self._logits(a), inputs, masks, plain)
+        a, inputs, masks, projected = self._run(self._prepare(x), keep_inputs=True)
+        return Trace(self._logits(a), inputs, masks, plain=not projected)
 
     def perturbed_logits(self, prepared: torch.Tensor, noise: dict[int, torch.Tensor]) -> torch.Tensor:
         """Logits of a forward pass with ``noise[i]`` added to the output h of weight layer i, before its gate.
@@ -136,29 +134,30 @@ class Network(nn.Module):
         stop: int | None = None,
         keep_inputs: bool = False,
         perturb: dict[int, torch.Tensor] | None = None,
-        plain: bool = False,
-    ) -> tuple[torch.Tensor, list[torch.Tensor | None], dict[int, torch.Tensor]]:
-        """Run ``layers[:stop]`` on the prepared batch a; returns (output, layer inputs, gate masks).
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None], dict[int, torch.Tensor], bool]:
+        """Run ``layers[:stop]`` on the prepared batch a; returns (output, layer inputs, gate masks, whether a
+        gate took ``t . h`` from the layer before).
 
         A weight layer followed by a gate also hands the gate ``t . h`` when it computes it cheaper
-        than the gate would (``WeightLayer.forward_projected``), unless ``plain`` or the layer's output
-        is perturbed. Inputs are kept only if asked; ``perturb[i]`` is added to the output of layer i.
+        than the gate would (``WeightLayer.forward_projected``). Inputs are kept only if asked;
+        ``perturb[i]`` is added to the output of layer i.
         """
         inputs: list[torch.Tensor | None] = []
         masks: dict[int, torch.Tensor] = {}
-        projection = None
+        projection, projected = None, False
         for i, layer in enumerate(self.layers[:stop]):
             if keep_inputs:
                 inputs.append(None if isinstance(layer, TGate) else a)
             if isinstance(layer, TGate):
-                a, masks[i] = layer.gate_(a, None if plain else projection)
+                projected |= projection is not None
+                a, masks[i] = layer.gate_(a, projection)
             elif isinstance(layer, WeightLayer) and i + 1 < len(self.layers):
                 a, projection = layer.forward_projected(a, self.layers[i + 1].t)
             else:
                 a = layer(a)
             if perturb is not None and i in perturb:
                 a, projection = a + perturb[i], None
-        return a, inputs, masks
+        return a, inputs, masks, projected
 
     def split_error(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split the output error e = dL/dy (B, num_classes) between the two factors of docs/method.md §5.

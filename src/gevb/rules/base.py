@@ -170,12 +170,11 @@ class Rule(nn.Module):
 
     Class attributes: ``name`` (set by ``register_rule``), ``vectorized`` (which network kinds it
     is defined for), ``needs_graph`` (whether the forward pass must be recorded by autograd),
-    ``plain_trace`` (whether it wants ``Network.trace(x, plain=True)``: a rule that runs perturbed passes
-    takes the clean loss from such a trace instead of a pass of its own), ``options`` (the ``RuleOption``s
-    it declares: ``Rule.__init__`` checks them and sets each as ``self.<name>``, so the declaration is the
-    one place an option is named), ``lr_search`` (the learning rates ``gevb tune`` searches),
-    ``per_unit_signals`` (False for a rule whose updates do not go through per-unit signals, such as
-    autograd's BP: it overrides ``set_grads``, and the alignment analysis reports its updates only).
+    ``options`` (the ``RuleOption``s it declares: ``Rule.__init__`` checks them and sets each as
+    ``self.<name>``, so the declaration is the one place an option is named), ``lr_search`` (the
+    learning rates ``gevb tune`` searches), ``per_unit_signals`` (False for a rule whose updates do not go
+    through per-unit signals, such as autograd's BP: it overrides ``set_grads``, and the alignment analysis
+    reports its updates only).
     Rules are modules so that fixed random state (DFA feedback) lives in buffers.
     """
 
@@ -183,7 +182,6 @@ class Rule(nn.Module):
     title: ClassVar[str]
     vectorized: ClassVar[tuple[bool, ...]] = (True, False)
     needs_graph: ClassVar[bool] = False
-    plain_trace: ClassVar[bool] = False
     options: ClassVar[tuple[RuleOption, ...]] = ()
     lr_search: ClassVar[tuple[float, float]] = (1e-5, 1e-2)  # the learning rates gevb tune searches, log-uniform
     per_unit_signals: ClassVar[bool] = True
@@ -303,7 +301,7 @@ def train_step(
     if check:
         check_labels(target, model.num_classes)
     with torch.set_grad_enabled(rule.needs_graph):
-        output = model.trace(x, plain=rule.plain_trace)
+        output = model.trace(x)
     if torch.is_autocast_enabled(x.device.type) and not rule.needs_graph:  # a bf16 forward (gevb.precision)
         output = fp32_trace(output, model.layers[0].weight.dtype)
         with torch.autocast(x.device.type, enabled=False):

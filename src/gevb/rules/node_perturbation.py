@@ -17,8 +17,8 @@ NOISE_STREAM = 3  # gevb.init.stream_seed; FA's feedback is stream 2
 
 @register_rule("node-perturbation", "node perturbation")
 class NodePerturbation(Rule):
-    """One extra forward pass, with every hidden unit's pre-activation perturbed, beside the clean one of a plain
-    trace (``Network.trace(x, plain=True)``; another trace costs a clean pass more); the readout learns from ``e``.
+    """Extra forward passes: one with every hidden unit's pre-activation perturbed, and a clean one unless the
+    trace is plain (``Trace.plain``: its logits are that clean pass's); the readout learns from ``e``.
 
     Unit i of example b gets ``h_bi + sigma xi_bi u_b`` with xi ~ N(0, 1) per unit and u_b its direction:
     ``e_b / |e_b|`` in a vectorized network, where the true gradient is ``dL/dh_bi = c_bi e_b`` and only
@@ -35,7 +35,6 @@ class NodePerturbation(Rule):
         RuleOption("noise_scale", float, 1e-2, "std of the noise on each hidden unit (sigma)", POSITIVE, (1e-3, 1e-1)),
     )
     lr_search = (1e-5, 3e-3)  # its estimates are noisy: steps larger than BP's do not pay
-    plain_trace = True  # the clean loss comes from the trace: two forward passes a step, not three
     noise_scale: float
 
     def __init__(self, model: Network, seed: int = 0, **options: object) -> None:
@@ -70,9 +69,9 @@ class NodePerturbation(Rule):
             shape = (batch, direction.shape[1], *[1] * (xi.dim() - 1))
             noise[i] = sigma * xi.unsqueeze(1) * direction.view(shape)  # (B, K, *S)
         # the clean loss from a pass of the same kind and precision as the noisy one, so that dL holds the
-        # noise's effect alone: a plain trace's run without autograd, as this rule's passes are (train_step asks
-        # for one, ``plain_trace``), else a pass of its own (the trace's gates took t . h from the layer before,
-        # or it came from a bf16 forward, or autograd recorded it, which takes other kernels)
+        # noise's effect alone: a plain trace's, run without autograd as this rule's passes are, else a pass of
+        # its own (a gate took t . h from the layer before, the trace came from a bf16 forward, or autograd
+        # recorded it, which takes other kernels)
         clean_logits = output.logits
         if not output.plain or output.logits.grad_fn is not None:
             clean_logits = model.perturbed_logits(output.inputs[0], {i: torch.zeros_like(n) for i, n in noise.items()})
