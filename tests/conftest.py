@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from gevb import ARCHITECTURES, RULES
+from gevb import ARCHITECTURES, RULES, keep_freed_memory
 
 # One torch thread in every test, in a pytest-xdist worker or not (and in the processes tests start): a
 # trajectory's last digits depend on the thread count (GEMMs and convolutions split their sums by it), so a
 # test's result must not depend on where it ran or on what ran before it; workers share the cores, too.
 TEST_THREADS = 1
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
+# The engine runs here under the allocator policy the `gevb` command sets (docs/design.md, "Memory"): freed blocks
+# stay in the heap for reuse. Without it, the paper-sized networks that tests train in this process (a digits
+# grid, tests/test_report.py) take every large temporary from fresh pages: 1.5 million page faults in that file.
+keep_freed_memory()
 
 
 @pytest.fixture(autouse=True)
