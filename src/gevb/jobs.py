@@ -96,8 +96,8 @@ class JobStop(Hook):
 JOB_STOP = JobStop()  # this process's, when it is a job process
 
 
-# Imported by torch's optimizers at their first step (torch.optim.Optimizer.step): 1.5-2 s of CPU time, paid
-# once in the fork server instead of once in every job process
+# Imported by torch's optimizers when one is built and when it steps (torch.optim.Optimizer.add_param_group and
+# step): 1.5-2 s of CPU time, paid once in the fork server instead of once in every job process
 FIRST_STEP_IMPORTS = ("torch._dynamo",)
 
 

@@ -1,6 +1,6 @@
 import resource, time, json, os
 import pytest
-OUT = '/tmp/test_cpu.%d.jsonl'
+OUT = '/tmp/cpu_per_test.%d.jsonl'
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     s = resource.getrusage(resource.RUSAGE_SELF); c = resource.getrusage(resource.RUSAGE_CHILDREN); t = time.perf_counter()
