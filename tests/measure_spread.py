@@ -126,10 +126,15 @@ def _span(found: list) -> str:
     return f"{min(found):.3f}..{max(found):.3f} (median {statistics.median(found):.3f}, n={len(found)})"
 
 
+# a ratio near zero moves by factors between kernels (tests/test_learning.py), so a bound on one run is at least
+# this far beyond the worst run
+NEAR_ZERO = 0.01
+
+
 def learning_bounds(args: argparse.Namespace) -> None:
-    """The learning test's table: per triple, a bound on seed 0's ratio (1.25 x the largest of the runs) where
-    that is at most ``--meaningful``, else on the median over seeds 0-2 (1.2 x the largest median over every
-    three seeds of a file), else no bound (printed as a comment)."""
+    """The learning test's table: per triple, a bound on seed 0's ratio (1.25 x the largest of the runs, or the
+    largest plus ``NEAR_ZERO`` where that is more) where that is at most ``--meaningful``, else on the median over
+    seeds 0-2 (1.2 x the largest median over every three seeds of a file), else no bound (printed as a comment)."""
     import itertools
 
     per_file: list[dict[str, dict[int, float]]] = []
@@ -149,8 +154,8 @@ def learning_bounds(args: argparse.Namespace) -> None:
         ]
         name = "(" + ", ".join(f'"{part}"' for part in triple.split()) + ")"
         span = f"{min(runs):.3f}-{max(runs):.3f} (n={len(runs)})"
-        if 1.25 * max(runs) <= args.meaningful:
-            print(f"    {name}: ({_up(1.25 * max(runs))}, SEED),  # {span}")
+        if (bound := max(1.25 * max(runs), max(runs) + NEAR_ZERO)) <= args.meaningful:
+            print(f"    {name}: ({_up(bound)}, SEED),  # {span}")
         elif medians and 1.2 * max(medians) <= args.meaningful:
             median_span = f"medians {min(medians):.3f}-{max(medians):.3f}"
             print(f"    {name}: ({_up(1.2 * max(medians))}, MEDIAN),  # {span}; {median_span}")
@@ -199,8 +204,8 @@ def other_outcomes(seed: int, folder: Path) -> dict[str, float]:
     x, y = digits_tensors()
     torch.manual_seed(seed)
     model = build_model("fc-vec", input_shape=(1, 8, 8), num_classes=10, sign="nonneg", seed=seed)
-    rule, optimizer = make_rule("gevb", model), torch.optim.Adam(model.parameters(), lr=3e-4)
-    for batch in torch.randint(0, len(x), (150, 128)):
+    rule, optimizer = make_rule("gevb", model), torch.optim.Adam(model.parameters(), lr=1e-3)
+    for batch in torch.randint(0, len(x), (50, 128)):
         train_step(model, rule, optimizer, x[batch], y[batch])
     out["readme quickstart training_error"] = 100 * (model(x).argmax(1) != y).float().mean().item()
     config = TrainConfig(model="fc-vec", rule="bp", sign="mixed", epochs=5, seed=seed)

@@ -4,12 +4,17 @@ solve a problem, not only run), and each known failure stated as what the rule d
 
 How every bound here was set. ``python tests/measure_spread.py`` trained every triple from seeds 0-4 at torch
 threads 1 and 2 with the CPU fast paths on and off (``gevb.layers.dispatch.reference_paths``; seeds 0-2 only
-at two threads with them off): 18 runs a triple, on a 2-core AMD EPYC. A run's last digits depend on the
+at two threads with them off): 18 runs a triple, on a 2-core AMD EPYC; and from seeds 0-4 at one thread with
+the fast paths on (as the tests run) on a second 2-core AMD EPYC, whose seed 0 gave lc-vec BP (mixed) 0.0038
+where the first machine's worst run had given 0.003: 23 runs a triple. A run's last digits depend on the
 thread count and the kernels (so on the CPU kind), and a chaotic trajectory (node perturbation's noise, a ReLU
 network near a gate flip) moves far on them, so a bound is set from that spread, never from one run: a bound
-on one run (seed 0) sits 25% beyond the worst of the 18 runs; where they spread too far for that, the test
-holds the median over ``MEDIAN_SEEDS`` (bound: 20% beyond the worst such median over every three seeds of a
-configuration). The measured range stands beside each bound. Every test here also fails with its rule switched
+on one run (seed 0) sits 25% beyond the worst of the runs, or 0.01 beyond it where that is more (a loss near
+zero moves by factors from one kernel to another: fc-vec brSF (nonneg) 0.013-0.014 on four seeds, 0.032 on
+the fifth; any ratio below 0.05 is a rule that learned, as switched off none is below 0.93); where the runs
+spread too far for that, the test holds the median over ``MEDIAN_SEEDS`` (bound: 20% beyond the worst such
+median over every three seeds of a configuration). The measured range over all the runs stands beside each
+bound. Every test here also fails with its rule switched
 off (its hidden layers' gradients and signals zeros, or random of the same norm;
 ``tests/test_corruption.py``): switched off, a rule's ratio is 0.93-1.07, its signal angles 88-91 degrees
 (undefined with zeros), its hidden layers move 0 (zeros) or 0.14-0.56 of their norm. The tests run at one
@@ -45,14 +50,14 @@ def angles(values: list[float | None], what: str) -> list[float]:
     return values
 
 
-# Rules that learn: (the bound on the ratio, over what); measured over the 18 runs, and for MEDIAN the
+# Rules that learn: (the bound on the ratio, over what); measured over the 23 runs, and for MEDIAN the
 # range of the median over every three seeds of a configuration.
 LEARNS = {
-    ("fc-vec", "gevb", "nonneg"): (0.012, SEED),  # 0.005-0.010
+    ("fc-vec", "gevb", "nonneg"): (0.020, SEED),  # 0.005-0.010
     ("fc-vec", "gevb", "mixed"): (0.058, SEED),  # 0.020-0.046
-    ("fc-vec", "bp", "nonneg"): (0.016, SEED),  # 0.006-0.013
-    ("fc-vec", "bp", "mixed"): (0.019, SEED),  # 0.008-0.015
-    ("fc-vec", "fa", "nonneg"): (0.018, SEED),  # 0.008-0.014
+    ("fc-vec", "bp", "nonneg"): (0.023, SEED),  # 0.006-0.013
+    ("fc-vec", "bp", "mixed"): (0.025, SEED),  # 0.008-0.015
+    ("fc-vec", "fa", "nonneg"): (0.024, SEED),  # 0.008-0.014
     ("fc-vec", "fa", "mixed"): (0.068, SEED),  # 0.033-0.054
     ("fc-vec", "drtp", "nonneg"): (0.22, SEED),  # 0.150-0.171
     ("fc-vec", "drtp", "mixed"): (0.59, SEED),  # 0.279-0.466
@@ -77,36 +82,36 @@ LEARNS = {
     ("conv", "dfa", "mixed"): (0.86, MEDIAN),  # 0.370-0.844; medians 0.481-0.710
     ("conv", "fa", "nonneg"): (0.69, SEED),  # 0.297-0.547
     ("conv", "fa", "mixed"): (0.54, SEED),  # 0.261-0.429
-    ("conv", "node-perturbation", "nonneg"): (0.83, MEDIAN),  # 0.635-0.773; medians 0.635-0.684
-    ("conv", "node-perturbation", "mixed"): (0.75, SEED),  # 0.415-0.592
-    ("lc-vec", "gevb", "nonneg"): (0.0043, SEED),  # 0.002-0.003
-    ("lc-vec", "gevb", "mixed"): (0.031, SEED),  # 0.014-0.024
-    ("lc-vec", "bp", "nonneg"): (0.0017, SEED),  # 0.001-0.001
-    ("lc-vec", "bp", "mixed"): (0.0032, SEED),  # 0.001-0.003
-    ("lc-vec", "fa", "nonneg"): (0.0060, SEED),  # 0.002-0.005
+    ("conv", "node-perturbation", "nonneg"): (0.83, MEDIAN),  # 0.635-0.773; medians 0.635-0.687
+    ("conv", "node-perturbation", "mixed"): (0.75, SEED),  # 0.415-0.594
+    ("lc-vec", "gevb", "nonneg"): (0.014, SEED),  # 0.002-0.003
+    ("lc-vec", "gevb", "mixed"): (0.035, SEED),  # 0.014-0.024
+    ("lc-vec", "bp", "nonneg"): (0.012, SEED),  # 0.001-0.001
+    ("lc-vec", "bp", "mixed"): (0.014, SEED),  # 0.001-0.004
+    ("lc-vec", "fa", "nonneg"): (0.015, SEED),  # 0.002-0.005
     ("lc-vec", "fa", "mixed"): (0.049, SEED),  # 0.024-0.039
     ("lc-vec", "node-perturbation", "nonneg"): (0.77, SEED),  # 0.395-0.615
     ("lc", "bp", "nonneg"): (0.058, SEED),  # 0.033-0.046
-    ("lc", "bp", "mixed"): (0.037, SEED),  # 0.021-0.029
+    ("lc", "bp", "mixed"): (0.040, SEED),  # 0.021-0.029
     ("lc", "dfa", "nonneg"): (0.30, SEED),  # 0.194-0.239
     ("lc", "dfa", "mixed"): (0.37, SEED),  # 0.178-0.290
     ("lc", "fa", "nonneg"): (0.28, SEED),  # 0.140-0.222
     ("lc", "fa", "mixed"): (0.21, SEED),  # 0.117-0.166
-    ("lc", "node-perturbation", "nonneg"): (0.78, SEED),  # 0.500-0.621
+    ("lc", "node-perturbation", "nonneg"): (0.78, SEED),  # 0.499-0.621
     ("lc", "node-perturbation", "mixed"): (0.59, SEED),  # 0.358-0.469
 }
 
 # Triples that do not learn here: the ratio stays above FAILS[triple] (if a change makes one learn, this table
 # and docs/rules.md are out of date), and the rule's own signature holds (test_drtp_..., test_node_...).
-FAILS = {  # 0.8 x the lowest of the runs, rounded down; measured range beside
+FAILS = {  # 0.8 x the lowest of the 23 runs, rounded down; measured range beside
     ("fc", "drtp", "mixed"): 1.0,  # 1.283-4.307
     ("conv-vec", "drtp", "nonneg"): 0.82,  # 1.031-1.061
     ("conv-vec", "drtp", "mixed"): 0.96,  # 1.203-1.772
-    ("conv", "drtp", "nonneg"): 1.3,  # 1.678-10.320
+    ("conv", "drtp", "nonneg"): 1.3,  # 1.678-13.646
     ("conv", "drtp", "mixed"): 3.6,  # 4.623-52.637
     ("lc-vec", "drtp", "mixed"): 0.69,  # 0.872-3.143
-    ("lc", "drtp", "nonneg"): 1.9,  # 2.399-5.188
-    ("lc", "drtp", "mixed"): 5.0,  # 6.317-26.206
+    ("lc", "drtp", "nonneg"): 1.8,  # 2.284-5.414
+    ("lc", "drtp", "mixed"): 5.0,  # 6.317-26.896
     ("conv-vec", "node-perturbation", "nonneg"): 0.71,  # 0.897-1.049
     ("conv-vec", "node-perturbation", "mixed"): 0.69,  # 0.869-0.981
     ("lc-vec", "node-perturbation", "mixed"): 0.60,  # 0.757-0.935
@@ -116,7 +121,7 @@ FAILS = {  # 0.8 x the lowest of the runs, rounded down; measured range beside
 # rule's signature is tested.
 SEED_DEPENDENT = {
     ("fc", "drtp", "nonneg"): "0.334-1.592 (0.480-0.922)",
-    ("lc-vec", "drtp", "nonneg"): "0.131-1.310 (0.232-0.957)",
+    ("lc-vec", "drtp", "nonneg"): "0.126-1.584 (0.232-1.020)",
     ("fc-vec", "node-perturbation", "mixed"): "0.228-0.935 (0.326-0.788)",
 }
 

@@ -91,21 +91,22 @@ def test_the_backward_weights_turn_toward_the_forward_ones(arch, sign):
     assert all(e < s - 15 for s, e in zip(start, end, strict=True)), f"angles to W from {start} to {end}"
 
 
-# The learning tables of this rule's triples (tests/test_learning.py): bounds 25% beyond the worst of 15 runs a
-# triple (seeds 0-4 at torch threads 1 and 2 with the fast paths on, and at 1 with them off; 2-core AMD EPYC),
-# or 20% beyond the worst median of three seeds (MEDIAN); switched off (zeros or random), every triple measured
-# 0.94-1.06.
+# The learning tables of this rule's triples (tests/test_learning.py, whose docstring says how bounds are set):
+# bounds 25% beyond the worst of 20 runs a triple, or 0.01 beyond it where that is more (seeds 0-4 at torch
+# threads 1 and 2 with the fast paths on, and at 1 with them off, on one 2-core AMD EPYC; seeds 0-4 at one
+# thread, fast paths on, on a second), or 20% beyond the worst median of three seeds (MEDIAN); switched off
+# (zeros or random), every triple measured 0.94-1.06.
 LEARNS = {
-    ("fc-vec", "kolen-pollack", "nonneg"): (0.019, SEED),  # 0.010-0.014
-    ("fc-vec", "kolen-pollack", "mixed"): (0.056, SEED),  # 0.024-0.045
+    ("fc-vec", "kolen-pollack", "nonneg"): (0.025, SEED),  # 0.010-0.014
+    ("fc-vec", "kolen-pollack", "mixed"): (0.057, SEED),  # 0.024-0.045
     ("fc", "kolen-pollack", "nonneg"): (0.37, SEED),  # 0.160-0.293
     ("fc", "kolen-pollack", "mixed"): (0.39, SEED),  # 0.179-0.310
-    ("conv-vec", "kolen-pollack", "nonneg"): (0.27, SEED),  # 0.153-0.213
+    ("conv-vec", "kolen-pollack", "nonneg"): (0.27, SEED),  # 0.147-0.213
     ("conv-vec", "kolen-pollack", "mixed"): (0.15, SEED),  # 0.079-0.112
     ("conv", "kolen-pollack", "nonneg"): (0.70, SEED),  # 0.340-0.553
     ("conv", "kolen-pollack", "mixed"): (0.52, SEED),  # 0.236-0.408
-    ("lc-vec", "kolen-pollack", "nonneg"): (0.0079, SEED),  # 0.004-0.006
-    ("lc-vec", "kolen-pollack", "mixed"): (0.018, SEED),  # 0.009-0.014
+    ("lc-vec", "kolen-pollack", "nonneg"): (0.017, SEED),  # 0.004-0.006
+    ("lc-vec", "kolen-pollack", "mixed"): (0.024, SEED),  # 0.009-0.014
     ("lc", "kolen-pollack", "nonneg"): (0.34, SEED),  # 0.153-0.270
     ("lc", "kolen-pollack", "mixed"): (0.20, SEED),  # 0.115-0.155
 }

@@ -143,8 +143,8 @@ def angles(values: list, what: str) -> list:
 
 
 # In the nonneg conventional networks sign(W) is the indicator of W's support: uSF's backward pass carries no
-# sign. Over the 15 runs (LEARNS below), the median over three seeds of a configuration of the smaller spatial
-# signal angle: conv 55.9-65.0, lc 68.1-86.9 degrees; the larger one of the mixed network (seed 0): conv 39.5,
+# sign. Over the 20 runs of LEARNS below, the median over three seeds of a configuration of the smaller spatial
+# signal angle: conv 55.9-65.0, lc 66.3-87.0 degrees; the larger one of the mixed network (seed 0): conv 39.5,
 # lc 37.0; the nonneg fc1 layer's signal (median) still leans toward BP's: conv 64.1-73.3, lc 73.6-79.0.
 # Switched off: undefined (zeros) or 89-91 degrees.
 @uses(lambda arch: [(arch, "usf", "nonneg"), (arch, "usf", "mixed")])
@@ -158,45 +158,46 @@ def test_usf_without_signs_misses_the_gradient_in_nonneg_spatial_layers(arch):
     assert fc1 < 86
 
 
-# The learning tables of this rule's triples (tests/test_learning.py): bounds 25% beyond the worst of 15 runs a
-# triple (seeds 0-4 at torch threads 1 and 2 with the fast paths on, and at 1 with them off; 2-core AMD EPYC),
-# or 20% beyond the worst median of three seeds (MEDIAN); switched off (zeros or random), every triple measured
-# 0.94-1.06.
+# The learning tables of this rule's triples (tests/test_learning.py, whose docstring says how bounds are set):
+# bounds 25% beyond the worst of 20 runs a triple, or 0.01 beyond it where that is more (seeds 0-4 at torch
+# threads 1 and 2 with the fast paths on, and at 1 with them off, on one 2-core AMD EPYC; seeds 0-4 at one
+# thread, fast paths on, on a second), or 20% beyond the worst median of three seeds (MEDIAN); switched off
+# (zeros or random), every triple measured 0.94-1.06.
 LEARNS = {
-    ("fc-vec", "usf", "nonneg"): (0.024, SEED),  # 0.005-0.019
-    ("fc-vec", "usf", "mixed"): (0.024, SEED),  # 0.012-0.019
-    ("fc", "usf", "nonneg"): (0.42, SEED),  # 0.215-0.328
+    ("fc-vec", "usf", "nonneg"): (0.029, SEED),  # 0.005-0.019
+    ("fc-vec", "usf", "mixed"): (0.029, SEED),  # 0.012-0.019
+    ("fc", "usf", "nonneg"): (0.43, SEED),  # 0.215-0.337
     ("fc", "usf", "mixed"): (0.081, SEED),  # 0.044-0.064
-    ("conv-vec", "usf", "nonneg"): (0.33, SEED),  # 0.190-0.264
-    ("conv-vec", "usf", "mixed"): (0.12, SEED),  # 0.073-0.095
-    ("conv", "usf", "nonneg"): (0.63, MEDIAN),  # 0.368-0.969; medians 0.440-0.519
+    ("conv-vec", "usf", "nonneg"): (0.33, SEED),  # 0.185-0.264
+    ("conv-vec", "usf", "mixed"): (0.13, SEED),  # 0.073-0.102
+    ("conv", "usf", "nonneg"): (0.63, MEDIAN),  # 0.366-0.969; medians 0.440-0.519
     ("conv", "usf", "mixed"): (0.23, SEED),  # 0.108-0.180
-    ("lc-vec", "usf", "nonneg"): (0.0031, SEED),  # 0.002-0.002
-    ("lc-vec", "usf", "mixed"): (0.0041, SEED),  # 0.002-0.003
-    ("lc", "usf", "nonneg"): (0.80, MEDIAN),  # 0.416-0.794; medians 0.474-0.662
+    ("lc-vec", "usf", "nonneg"): (0.013, SEED),  # 0.002-0.002
+    ("lc-vec", "usf", "mixed"): (0.014, SEED),  # 0.002-0.003
+    ("lc", "usf", "nonneg"): (0.81, MEDIAN),  # 0.416-0.796; medians 0.474-0.672
     ("lc", "usf", "mixed"): (0.057, SEED),  # 0.030-0.045
-    ("fc-vec", "frsf", "nonneg"): (0.017, SEED),  # 0.009-0.013
-    ("fc-vec", "frsf", "mixed"): (0.028, SEED),  # 0.010-0.022
+    ("fc-vec", "frsf", "nonneg"): (0.024, SEED),  # 0.009-0.013
+    ("fc-vec", "frsf", "mixed"): (0.033, SEED),  # 0.010-0.022
     ("fc", "frsf", "nonneg"): (0.30, SEED),  # 0.112-0.233
     ("fc", "frsf", "mixed"): (0.11, SEED),  # 0.069-0.086
     ("conv-vec", "frsf", "nonneg"): (0.34, SEED),  # 0.209-0.266
     ("conv-vec", "frsf", "mixed"): (0.16, SEED),  # 0.086-0.126
     ("conv", "frsf", "nonneg"): (0.69, MEDIAN),  # 0.277-0.797; medians 0.368-0.571
     ("conv", "frsf", "mixed"): (0.25, SEED),  # 0.128-0.199
-    ("lc-vec", "frsf", "nonneg"): (0.0056, SEED),  # 0.002-0.004
-    ("lc-vec", "frsf", "mixed"): (0.0071, SEED),  # 0.003-0.006
+    ("lc-vec", "frsf", "nonneg"): (0.015, SEED),  # 0.002-0.004
+    ("lc-vec", "frsf", "mixed"): (0.016, SEED),  # 0.003-0.006
     ("lc", "frsf", "nonneg"): (0.31, SEED),  # 0.130-0.244
     ("lc", "frsf", "mixed"): (0.082, SEED),  # 0.047-0.065
-    ("fc-vec", "brsf", "nonneg"): (0.024, SEED),  # 0.013-0.019
-    ("fc-vec", "brsf", "mixed"): (0.036, SEED),  # 0.018-0.028
+    ("fc-vec", "brsf", "nonneg"): (0.042, SEED),  # 0.013-0.032
+    ("fc-vec", "brsf", "mixed"): (0.039, SEED),  # 0.018-0.028
     ("fc", "brsf", "nonneg"): (0.60, SEED),  # 0.286-0.474
     ("fc", "brsf", "mixed"): (0.11, SEED),  # 0.063-0.084
     ("conv-vec", "brsf", "nonneg"): (0.36, SEED),  # 0.244-0.281
     ("conv-vec", "brsf", "mixed"): (0.16, SEED),  # 0.090-0.127
     ("conv", "brsf", "nonneg"): (0.79, MEDIAN),  # 0.553-1.113; medians 0.582-0.656
     ("conv", "brsf", "mixed"): (0.32, SEED),  # 0.178-0.253
-    ("lc-vec", "brsf", "nonneg"): (0.0057, SEED),  # 0.002-0.004
-    ("lc-vec", "brsf", "mixed"): (0.0088, SEED),  # 0.005-0.007
+    ("lc-vec", "brsf", "nonneg"): (0.015, SEED),  # 0.002-0.004
+    ("lc-vec", "brsf", "mixed"): (0.017, SEED),  # 0.005-0.007
     ("lc", "brsf", "mixed"): (0.086, SEED),  # 0.054-0.068
     # 0.534-0.770; medians 0.632-0.746: 1.2 x the worst median (0.90) would no longer mean learning, so the bound
     # is the largest that does (tests/measure_spread.py --meaningful), 17% beyond it; switched off >= 1.00

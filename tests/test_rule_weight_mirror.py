@@ -117,10 +117,11 @@ def test_the_backward_weights_turn_toward_the_forward_ones(arch, sign):
     assert max(end) < 45 and sum(end) < sum(start) - 15 * len(end), f"angles to W from {start} to {end}"
 
 
-# The learning tables of this rule's triples (tests/test_learning.py): bounds 25% beyond the worst of 15 runs a
-# triple (seeds 0-4 at torch threads 1 and 2 with the fast paths on, and at 1 with them off; 2-core AMD EPYC),
-# or 20% beyond the worst median of three seeds (MEDIAN); switched off (zeros or random), every triple measured
-# 0.94-1.06.
+# The learning tables of this rule's triples (tests/test_learning.py, whose docstring says how bounds are set):
+# bounds 25% beyond the worst of 20 runs a triple, or 0.01 beyond it where that is more (seeds 0-4 at torch
+# threads 1 and 2 with the fast paths on, and at 1 with them off, on one 2-core AMD EPYC; seeds 0-4 at one
+# thread, fast paths on, on a second), or 20% beyond the worst median of three seeds (MEDIAN); switched off
+# (zeros or random), every triple measured 0.94-1.06.
 LEARNS = {
     ("fc", "weight-mirror", "nonneg"): (0.27, SEED),  # 0.151-0.212
     ("fc", "weight-mirror", "mixed"): (0.23, SEED),  # 0.137-0.183
@@ -128,12 +129,12 @@ LEARNS = {
     ("conv", "weight-mirror", "mixed"): (0.35, SEED),  # 0.183-0.274
     ("lc", "weight-mirror", "nonneg"): (0.43, SEED),  # 0.165-0.337
     ("lc", "weight-mirror", "mixed"): (0.17, SEED),  # 0.106-0.129
-    ("fc-vec", "weight-mirror", "nonneg"): (0.019, SEED),  # 0.010-0.015
+    ("fc-vec", "weight-mirror", "nonneg"): (0.026, SEED),  # 0.010-0.015
     ("fc-vec", "weight-mirror", "mixed"): (0.077, SEED),  # 0.042-0.061
     ("conv-vec", "weight-mirror", "nonneg"): (0.34, SEED),  # 0.240-0.267
     ("conv-vec", "weight-mirror", "mixed"): (0.22, SEED),  # 0.107-0.176
-    ("lc-vec", "weight-mirror", "nonneg"): (0.028, SEED),  # 0.008-0.022
-    ("lc-vec", "weight-mirror", "mixed"): (0.041, SEED),  # 0.027-0.032
+    ("lc-vec", "weight-mirror", "nonneg"): (0.033, SEED),  # 0.008-0.022
+    ("lc-vec", "weight-mirror", "mixed"): (0.043, SEED),  # 0.027-0.032
 }
 FAILS: dict = {}
 SEED_DEPENDENT: dict = {}
