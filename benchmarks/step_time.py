@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from gevb import build_model, keep_freed_memory, make_rule, train_step
 from gevb.build import make_optimizer
+from gevb.cost import count_flops
 from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
 from gevb.layers.base import matmul_nt
 from gevb.layers.dispatch import onednn_matmul
@@ -82,27 +82,6 @@ def matmul_gflops(device: torch.device, repeats: int) -> dict[str, float]:
             ms = median_ms(lambda fn=fn, a=a, b=b: fn(a, b), device, max(3, repeats // 2))
             best[name] = max(best[name], 2 * n**3 / ms / 1e6)
     return best
-
-
-def linear_pointwise_flops(a_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
-    """FLOPs of oneDNN's ``a @ w.T``, which ``FlopCounterMode`` does not know."""
-    return 2 * a_shape[0] * a_shape[1] * w_shape[0]
-
-
-def inplace_baddbmm_flops(self_shape, batch1_shape, batch2_shape, *args, out_shape=None, **kwargs) -> int:
-    """FLOPs of ``baddbmm_`` (the LC row GEMMs), which ``FlopCounterMode`` counts only out of place."""
-    batch, rows, inner = batch1_shape
-    return 2 * batch * rows * inner * batch2_shape[2]
-
-
-def count_flops(fn: Callable[[], object]) -> int:
-    """Matmul and convolution FLOPs of one call of ``fn``."""
-    custom = {torch.ops.aten.baddbmm_: inplace_baddbmm_flops}
-    if onednn_matmul():
-        custom[torch.ops.mkldnn._linear_pointwise] = linear_pointwise_flops
-    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:

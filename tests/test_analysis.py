@@ -9,14 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import small_widths
+from conftest import small_widths, valid_pairs
 from gevb import TrainConfig, Trainer, build_model, load_dataset, make_rule
-from gevb.alignment import angle_deg, angles_deg, measure_alignment
+from gevb.alignment import (
+    angle_deg,
+    angles_deg,
+    grads_kept,
+    layer_names,
+    measure_alignment,
+    product_angles_deg,
+    weight_updates,
+)
 from gevb.analysis.clusters import block_features, cluster_ratio, embed
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling
 from gevb.build import load_run
 from gevb.cli import main
+from gevb.rules import loss_and_error
 from gevb.training import train
 
 plots = pytest.importorskip("gevb.analysis.plots", reason="needs matplotlib: pip install -e '.[test]'")
@@ -51,6 +60,39 @@ def test_alignment_of_bp_is_zero_and_gevb_follows_the_theory(batch):
     assert min(measure_alignment(mixed, make_rule("gevb", mixed), x, y)["signal_deg"].values()) > 75
     conv = build_model("conv", (1, 8, 8), 10, "mixed", small_widths("conv"), seed=0)
     assert min(measure_alignment(conv, make_rule("dfa", conv), x, y)["signal_deg"].values()) > 70
+
+
+def alignment_three_passes(model, rule, x, y) -> dict:
+    """``measure_alignment``'s reference: a forward pass of its own for the signals, for the rule's updates and
+    for BP's gradients (the measurement shares one where neither rule records a graph)."""
+    reference = make_rule("bp", model)
+    with grads_kept(model, rule):
+        with torch.no_grad():
+            output = model.trace(x)
+            error = loss_and_error(output.logits, y)[1]
+            signals = [r.signals(model, output, error, y) for r in (rule, reference)] if rule.per_unit_signals else []
+        updates, gradients = weight_updates(model, rule, x, y), weight_updates(model, reference, x, y)
+    names = layer_names(model)
+    signal = dict.fromkeys(names[:-1])
+    if signals:
+        vectors = signals[0].vector, signals[1].vector
+        for name, d, t in zip(names[:-1], signals[0].scalars, signals[1].scalars, strict=True):
+            signal[name] = product_angles_deg(d, t, *vectors).nanmean().item()
+    update = {name: angle_deg(u, g) for name, u, g in zip(names, updates, gradients, strict=True)}
+    return {"signal_deg": signal, "update_deg": update}
+
+
+@pytest.mark.parametrize(("arch", "rule_name"), valid_pairs())
+def test_alignment_from_one_forward_pass_equals_three_passes(batch, arch, rule_name):
+    x, y = batch[0][:32], batch[1][:32]
+    sign = "mixed" if len(arch) % 2 else "nonneg"  # both signs over the architectures
+    model = build_model(arch, (1, 8, 8), 10, sign, small_widths(arch), seed=2)
+    fast = measure_alignment(model, make_rule(rule_name, model, seed=3), x, y)
+    reference = alignment_three_passes(model, make_rule(rule_name, model, seed=3), x, y)
+    nan_as_none = {
+        kind: {k: None if v is None or math.isnan(v) else v for k, v in d.items()} for kind, d in reference.items()
+    }
+    assert fast == nan_as_none
 
 
 def test_measuring_leaves_parameters_and_grads_as_they_were(batch):

@@ -122,7 +122,7 @@ def test_a_run_records_where_it_came_from_and_gevb_tells_its_version(tmp_path, c
 
 def test_summary_names_layers_by_kind_with_shapes_and_parameter_counts(capsys):
     assert main(["summary", "--model", "conv-vec", "--device", "cpu", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
     names = [row["name"] for row in rows]
     assert names == ["conv1", "gate1", "pool1", "conv2", "gate2", "pool2", "flatten", "fc1", "gate3", "readout"]
     assert rows[0]["output"] == [10, 64, 8, 8] and rows[-1]["output"] == [10]

@@ -23,9 +23,10 @@ from contextlib import contextmanager
 
 import torch
 
-from gevb.models import Network
+from gevb.models import Network, Trace
 from gevb.models.summary import layer_titles
-from gevb.rules import Rule, loss_and_error, make_rule
+from gevb.rules import HiddenSignals, Rule, loss_and_error, make_rule
+from gevb.rules.base import deliver_signals
 
 
 def cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -79,8 +80,25 @@ def weight_updates(model: Network, rule: Rule, x: torch.Tensor, target: torch.Te
     """The weight gradients ``rule`` sets on ``x``, one per weight layer (copies; ``.grad`` is overwritten)."""
     with torch.set_grad_enabled(rule.needs_graph):
         output = model.trace(x)
-    rule.set_grads(model, output, target)
+    return updates_from(model, rule, output, target)
+
+
+def updates_from(
+    model: Network, rule: Rule, output: Trace, target: torch.Tensor, signals: HiddenSignals | None = None
+) -> list[torch.Tensor]:
+    """``weight_updates`` from a forward pass already made (``model.trace``, recorded by autograd if the rule
+    needs it). ``signals``: the rule's signals on that pass, already computed; where the rule delivers its
+    signals as they are (``Rule.deliver``), they are delivered rather than computed again."""
+    if signals is not None and _delivers_its_signals(rule):
+        with torch.no_grad():
+            deliver_signals(model, output, loss_and_error(output.logits, target)[1], signals)
+    else:
+        rule.set_grads(model, output, target)
     return [layer.weight.grad.detach().clone() for layer in model.weight_layers]
+
+
+def _delivers_its_signals(rule: Rule) -> bool:
+    return type(rule).set_grads is Rule.set_grads and type(rule).deliver is Rule.deliver
 
 
 def measure_alignment(
@@ -90,18 +108,27 @@ def measure_alignment(
 
     x: (B, *input_shape); target: (B,). Returns ``{"signal_deg": {name: deg}, "update_deg": {name: deg}}``
     keyed by ``layer_names``; None where undefined (all signals zero, or no per-unit signals).
-    ``reference``: a ``bp`` rule for ``model`` (built when None).
+    ``reference``: a ``bp`` rule for ``model`` (built when None). Where neither rule records an autograd
+    graph, one forward pass serves the signals and both rules' updates (``tests/test_analysis.py`` holds the
+    result equal to a pass of its own for each).
     """
     reference = reference or make_rule("bp", model)
     with grads_kept(model, rule):
-        if rule.per_unit_signals:
+        shared = not (rule.needs_graph or reference.needs_graph)  # one forward pass serves all three uses
+        if rule.per_unit_signals or shared:
             with torch.no_grad():
                 output = model.trace(x)
+        if rule.per_unit_signals:
+            with torch.no_grad():
                 error = loss_and_error(output.logits, target)[1]
                 delivered = rule.signals(model, output, error, target)
                 true = reference.signals(model, output, error, target)
-        updates = weight_updates(model, rule, x, target)
-        gradients = weight_updates(model, reference, x, target)
+        if shared:
+            given = (delivered, true) if rule.per_unit_signals else (None, None)
+            pairs = zip((rule, reference), given, strict=True)
+            updates, gradients = (updates_from(model, r, output, target, signals) for r, signals in pairs)
+        else:
+            updates, gradients = (weight_updates(model, r, x, target) for r in (rule, reference))
     names = layer_names(model)
     if rule.per_unit_signals:
         hidden = zip(names[:-1], delivered.scalars, true.scalars, strict=True)

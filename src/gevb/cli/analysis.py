@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from gevb.analysis.clusters import cluster_quality
 from gevb.analysis.sign import sign_check
 from gevb.analysis.width import width_scaling, width_table
@@ -24,6 +26,7 @@ from gevb.cli.common import (
     save_figure,
 )
 from gevb.config import COUNT, SEED, SEED_COUNT, WIDTH, Interval, TrainConfig, check_applies
+from gevb.cost import step_flops, step_ms
 from gevb.files import json_text
 from gevb.init import SIGNS
 from gevb.models import architecture_names, build_model
@@ -32,6 +35,7 @@ from gevb.paper import broadcast_rule, dataset_title, model_title
 from gevb.rules import RULES
 from gevb.runs import Run, RunFolder
 from gevb.text import counted
+from gevb.threads import torch_threads
 
 
 def command_width_scaling(args: argparse.Namespace) -> int:
@@ -99,8 +103,23 @@ def command_sign_check(args: argparse.Namespace) -> int:
 
 
 def command_summary(args: argparse.Namespace) -> int:
-    model = saved_or_fresh(args, lambda name: "bp").model  # bp trains every model; the summary has no rule
-    print(json_text(summary_rows(model)) if args.json else summary_text(model))
+    parts = saved_or_fresh(args, broadcast_rule)
+    model, rule, batch = parts.model, parts.config.rule, parts.config.batch_size
+    cost = {"rule": rule, "batch_size": batch, "gflop": {k: v / 1e9 for k, v in step_flops(model, rule, batch).items()}}
+    if args.time:
+        with torch_threads(args.threads):
+            cost |= {"ms": step_ms(model, rule, batch, args.time), "threads": torch.get_num_threads()}
+    if args.json:
+        print(json_text({"layers": summary_rows(model), "cost": cost}))
+        return 0
+    print(summary_text(model))
+    flops = cost["gflop"]
+    print(f"per batch of {batch}: forward {flops['forward']:.3g} GFLOP, {rule} training step {flops['step']:.3g} GFLOP")
+    if args.time:
+        ms, where = cost["ms"], f"{parts.device.type}, {counted(cost['threads'], 'thread')}"
+        print(
+            f"measured here ({where}, median of {args.time}): forward {ms['forward']:.1f} ms, step {ms['step']:.1f} ms"
+        )
     return 0
 
 
@@ -162,6 +181,11 @@ def add_run_or_fresh_model(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fresh_rule(parser: argparse.ArgumentParser) -> None:
+    default = "fresh model's rule (default: gevb, or dfa if conventional)"
+    parser.add_argument("--rule", choices=tuple(RULES), help=default)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     width = commands.add_parser(
         "width-scaling",
@@ -203,7 +227,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Checks a saved run, or a fresh model built from the flags.",
     )
     add_run_or_fresh_model(sign)
-    sign.add_argument("--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)")
+    add_fresh_rule(sign)
     sign.add_argument("--seed", type=Number(SEED), help="fresh model's seed (default: 0)")
     sign.add_argument("--examples", type=Number(COUNT), default=64, help="first N training examples (default: 64)")
     add_data_flags(sign)
@@ -211,16 +235,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     sign.set_defaults(handler=command_sign_check)
 
     summary = commands.add_parser(
-        "summary", help="a model's layers, output shapes and parameter counts",
+        "summary", help="a model's layers, output shapes, parameter counts and cost per training step",
         description="The layers of a saved run's model, or of a fresh model for a data set's input shape and "
-        "class count: name, class, output shape of one example and trained parameters.",
+        "class count: name, class, output shape of one example and trained parameters; then the matmul and "
+        "convolution FLOPs of a forward pass and of a training step of the run's rule and batch size (gevb.cost), "
+        "and with --time their measured time on this machine.",
     )  # fmt: skip
     add_run_or_fresh_model(summary)
+    summary.add_argument(
+        "--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)"
+    )
+    summary.add_argument(
+        "--time", type=Number(COUNT), nargs="?", const=5, metavar="N",
+        help="also time N forward passes and training steps after two warm-up calls, median (default N: 5)",
+    )  # fmt: skip
+    summary.add_argument("--threads", type=Number(COUNT), help="torch CPU threads while timing (default: torch's)")
     summary.add_argument(
         "--widths", type=IntList(WIDTH), metavar="N,N,...", help="fresh model's hidden widths (default: the paper's)"
     )
     add_data_flags(summary)
-    summary.add_argument("--json", action="store_true", help="print the rows as one JSON line (default: off)")
+    summary.add_argument(
+        "--json", action="store_true", help='print {"layers": rows, "cost": ...} as one JSON line (default: off)'
+    )
     summary.set_defaults(handler=command_summary)
 
     clusters = commands.add_parser(
