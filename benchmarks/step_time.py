@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,14 +26,16 @@ from torch import nn
 
 from gevb import build_model, keep_freed_memory, make_rule, train_step
 from gevb.build import make_optimizer
-from gevb.cost import count_flops
+from gevb.cost import count_flops, peak_memory_mib
+from gevb.data.registry import definition
 from gevb.layers import VecConv2d, VecLinear, VecLocal2d, expand_input
 from gevb.layers.base import matmul_nt
 from gevb.layers.dispatch import onednn_matmul
 from gevb.models.architectures import counterpart
 from gevb.provenance import provenance
 
-SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+# the paper's two data sets' input shapes, from their definitions (no data is read)
+SHAPES = {name: definition(name).input_shape for name in ("mnist", "cifar10")}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -82,31 +82,6 @@ def matmul_gflops(device: torch.device, repeats: int) -> dict[str, float]:
             ms = median_ms(lambda fn=fn, a=a, b=b: fn(a, b), device, max(3, repeats // 2))
             best[name] = max(best[name], 2 * n**3 / ms / 1e6)
     return best
-
-
-def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:
-    """Peak memory of one call of ``fn``, parameters and optimizer state included (MiB).
-
-    CUDA: ``max_memory_allocated``. CPU: the profiler's memory timeline (None if unavailable).
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    try:
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as p:
-            fn()
-        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            p.export_memory_timeline(f"{folder}/memory.json", device="cpu")
-            _, sizes = json.loads(Path(f"{folder}/memory.json").read_text())
-        return max(sum(categories) for categories in sizes) / 2**20
-    except (AttributeError, RuntimeError, ValueError, OSError):
-        return None
 
 
 def materialized_first_layer(layer: nn.Module) -> nn.Module:

@@ -9,9 +9,13 @@ Elementwise work (gates, pooling, Adam) is not counted: on these networks it is 
 from __future__ import annotations
 
 import copy
+import json
 import statistics
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -100,3 +104,28 @@ def step_ms(model: Network, rule_name: str, batch_size: int, calls: int = 5) -> 
         "forward": median_ms(forward_pass(model, batch_size), calls),
         "step": median_ms(training_step(model, rule_name, batch_size), calls),
     }
+
+
+def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Peak memory of one call of ``fn``, parameters and optimizer state included (MiB).
+
+    CUDA: ``max_memory_allocated``. CPU: the profiler's memory timeline (None if unavailable).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as p:
+            fn()
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            p.export_memory_timeline(f"{folder}/memory.json", device="cpu")
+            _, sizes = json.loads(Path(f"{folder}/memory.json").read_text())
+        return max(sum(categories) for categories in sizes) / 2**20
+    except (AttributeError, RuntimeError, ValueError, OSError):
+        return None
