@@ -18,6 +18,10 @@ import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters, <malloc.h>
+# M_TRIM_THRESHOLD -1 turns trimming off (mallopt(3)). The largest positive value, 2**31 - 1, still trimmed a
+# heap whose free top passed 2 GiB: conv-vec's first convolution at batch 512 (a 1.1 GB output) then faulted
+# its pages in again on every call (552,000 faults and 1.4 s of system time per call, BENCHMARKS.md).
+NEVER_TRIM = -1
 
 _applied = False  # whether this process has called keep_freed_memory successfully
 
@@ -28,7 +32,8 @@ def keeps_freed_memory() -> bool:
 
 
 def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for reuse: no ``mmap`` per block, no trimming of the heap.
+    """Make glibc's malloc keep freed memory for reuse: no ``mmap`` per block, no trimming of the heap
+    (``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` ``NEVER_TRIM``).
 
     Returns True if applied (Linux with glibc), False elsewhere (e.g. musl has no ``mallopt``).
     Resident memory then stays at the heap's high-water mark instead of shrinking between steps.
@@ -38,7 +43,7 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _applied = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+        _applied = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
     except (OSError, AttributeError):
         return False
     return _applied
