@@ -24,24 +24,26 @@ changed = {{
     "umask": umask != before["umask"],
 }}
 applied = gevb.keep_freed_memory() if sys.argv[1] == "opt-in" else None
-mib, rounds = int(sys.argv[2]), int(sys.argv[3])
 faults = []
-for _ in range(rounds):
+for _ in range(10):
     start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    block = torch.ones(mib * 2**20 // 4)
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB: above glibc's largest mmap threshold
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
     del block
 print(json.dumps({{"changed": changed, "applied": applied, "faults": faults}}))
 """
 
 
-def probe(mode: str, mib: int = 64, rounds: int = 10) -> dict:
-    """Run PROBE in a fresh process: ``rounds`` blocks of ``mib`` MiB (64: above glibc's largest mmap
-    threshold), each allocated, filled and freed, with the page faults each took."""
-    env = {key: value for key, value in os.environ.items() if key != "THP_MEM_ALLOC_ENABLE"}  # as in a clean shell
-    command = [sys.executable, "-c", PROBE, mode, str(mib), str(rounds)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+def in_a_clean_process(code: str, *argv: str):
+    """The JSON ``code`` prints last, run in a fresh interpreter without torch's huge-page switch (as in a clean
+    shell: huge pages would change the page-fault counts)."""
+    env = {key: value for key, value in os.environ.items() if key != "THP_MEM_ALLOC_ENABLE"}
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def probe(mode: str) -> dict:
+    return in_a_clean_process(PROBE, mode)
 
 
 needs_linux = pytest.mark.skipif(
@@ -86,8 +88,7 @@ def test_the_opt_in_keeps_outputs_whose_free_heap_passes_2_gib():
     """Trimming off, not only at its largest positive threshold (2**31 - 1 bytes): conv-vec's first
     convolution at batch 512 otherwise faults its 1.13 GB output in again on every call (measured 552,000
     faults and 1.4 s of system time a call, BENCHMARKS.md)."""
-    done = subprocess.run([sys.executable, "-c", LARGE_CONVOLUTION], capture_output=True, text=True, check=True)
-    faults = json.loads(done.stdout.splitlines()[-1])
+    faults = in_a_clean_process(LARGE_CONVOLUTION)
     pages = 512 * 704 * 28 * 28 * 4 // os.sysconf("SC_PAGE_SIZE")
     assert faults[0] > pages // 2  # the first output is fresh memory
     assert max(faults[2:]) < pages // 100, faults

@@ -242,9 +242,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "and with --time their measured time on this machine.",
     )  # fmt: skip
     add_run_or_fresh_model(summary)
-    summary.add_argument(
-        "--rule", choices=tuple(RULES), help="fresh model's rule (default: gevb, or dfa if conventional)"
-    )
+    add_fresh_rule(summary)
     summary.add_argument(
         "--time", type=Number(COUNT), nargs="?", const=5, metavar="N",
         help="also time N forward passes and training steps after two warm-up calls, median (default N: 5)",
