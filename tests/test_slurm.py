@@ -122,6 +122,56 @@ def test_a_missing_sbatch_is_one_line_and_writes_nothing(tmp_path, monkeypatch, 
     assert not out.exists()
 
 
+TIMED_OUT = "slurm_load_jobs error: Socket timed out on send/recv operation"
+
+
+def fake_squeue(folder: Path, answers: list[tuple[int, str]]) -> Path:
+    """An ``squeue`` in ``folder`` that gives ``answers`` (exit status, text: stdout at 0, else stderr) one a
+    call, the last one ever after; ``folder/calls`` counts the calls."""
+    folder.mkdir()
+    said = [f"echo {shlex.quote(text)}" + ("" if status == 0 else f" >&2; exit {status}") for status, text in answers]
+    cases = "".join(f"  {index}) {line};;\n" for index, line in enumerate(said[:-1]))
+    script = folder / "squeue"
+    script.write_text(
+        f"#!/bin/sh\nn=$(cat {folder}/calls 2>/dev/null || echo 0)\necho $((n + 1)) > {folder}/calls\n"
+        f"case $n in\n{cases}  *) {said[-1]};;\nesac\n"
+    )
+    script.chmod(0o755)
+    return folder / "calls"
+
+
+def test_waiting_asks_again_while_squeue_does_not_answer(tmp_path, monkeypatch):
+    """A controller too busy to answer is not an empty queue: the wait goes on until the jobs have left it (the
+    cause of a tuning study once summarised before any trial had finished)."""
+    from gevb import slurm
+
+    calls = fake_squeue(tmp_path / "bin", [(0, "RUNNING"), (1, TIMED_OUT), (1, TIMED_OUT), (0, "RUNNING"), (0, "")])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm, "POLL_SECONDS", (0.0, 0.0))
+    lines = []
+    slurm.wait_for(["7"], lambda: "0/1 done", lines.append)
+    assert int(calls.read_text()) == 5
+    assert lines == ["0/1 done; 1 running", f"0/1 done; squeue did not answer ({TIMED_OUT}), asking again",
+                     "0/1 done; 1 running", "0/1 done; no task queued"]  # fmt: skip
+
+
+def test_waiting_gives_up_on_an_unanswering_squeue_with_one_line_and_ends_on_forgotten_jobs(tmp_path, monkeypatch):
+    from gevb import slurm
+
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm, "POLL_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr(slurm, "UNANSWERED_SECONDS", 0.2)
+    fake_squeue(tmp_path / "bin", [(1, TIMED_OUT)])
+    with pytest.raises(slurm.SlurmError, match=r"squeue has not answered for 0 s .*squeue --jobs=7,8") as error:
+        slurm.wait_for(["7", "8"], lambda: "", lambda line: None)
+    assert "\n" not in str(error.value)
+    fake_squeue(tmp_path / "forgot", [(1, "slurm_load_jobs error: Invalid job id specified")])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'forgot'}:{os.environ['PATH']}")
+    lines = []
+    slurm.wait_for(["7"], lambda: "done", lines.append)
+    assert lines == ["done; no task queued"]
+
+
 def test_the_dry_run_prints_scripts_whose_tasks_run_this_command(tmp_path, capsys):
     out = tmp_path / "grid"
     argv = [*grid_argv(tmp_path, out), "--jobs", "2", "--executor", "slurm", "--tasks", "3", "--partition", "gpu",
@@ -176,6 +226,12 @@ def test_two_srun_tasks_train_one_run_as_one_process_does(cluster, tmp_path):
     assert_same_training(tmp_path / out, tmp_path / "single")
 
 
+def task_logs(folder: Path) -> str:
+    """The tasks' logs in ``folder`` (each one's last 2,000 characters), to say why a test's jobs failed."""
+    logs = sorted(folder.glob("*.out"))
+    return "\n".join(f"{path.name}: {path.read_text(errors='replace')[-2000:]}" for path in logs)
+
+
 def test_two_slurm_tasks_share_one_study_and_write_the_best_setting(cluster, tmp_path, capsys):
     """gevb tune --executor slurm: two array tasks, each a worker of one study (its journal file), then the
     summary job; the best setting is the finished trials' lowest validation error (tests/test_tune.py)."""
@@ -183,8 +239,9 @@ def test_two_slurm_tasks_share_one_study_and_write_the_best_setting(cluster, tmp
 
     out = tmp_path / "study"
     slurm = ["--executor", "slurm", "--tasks", "2", "--cpus-per-task", "1", "--wait"]
-    assert main([*tune_argv(tmp_path, out), *slurm]) == 0
+    status = main([*tune_argv(tmp_path, out), *slurm])
     printed = capsys.readouterr().out
+    assert status == 0, task_logs(out / "slurm")
     assert "submitted 2 worker tasks" in printed, printed
     check_study(out, printed, trials=4)
     assert len(list((out / "slurm").glob("gevb-tune-*_*.out"))) == 2

@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,91 @@ def test_a_trial_stopped_midway_is_run_again_into_its_folder(tmp_path, capsys):
     assert "1 trial stopped before its end: queued again" in capsys.readouterr().out
     result = trial_results(out)["trial-0000"]
     assert [segment["from_epoch"] for segment in result["segments"]] == [0, 1]  # resumed, not retrained
+
+
+PAUSED_WORKER = """
+import sys, time
+from pathlib import Path
+from gevb import tuning
+from gevb.cli import main
+
+gate, argv = Path(sys.argv[1]), sys.argv[2:]
+
+
+def pause(where):
+    (gate / f"at-{where}").touch()
+    while not (gate / f"go-{where}").exists():
+        time.sleep(0.02)
+
+
+class PausedTrainer(tuning.Trainer):  # as a slow start (data, model) and a slow end (the study's storage) would
+    def __init__(self, *args, **kwargs):
+        pause("start")
+        super().__init__(*args, **kwargs)
+
+    def fit(self):
+        result = super().fit()
+        pause("end")
+        return result
+
+
+tuning.Trainer = PausedTrainer
+sys.exit(main(argv))
+"""
+
+
+def paused_worker(folder: Path, argv: list[str]) -> subprocess.Popen:
+    """``gevb tune argv`` in a process whose trials pause at their run's start and end, until ``folder/go-WHERE``
+    exists (``folder/at-WHERE`` says they are there)."""
+    folder.mkdir()
+    command = [sys.executable, "-c", PAUSED_WORKER, str(folder), *argv]
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+
+
+def reach(worker: subprocess.Popen, folder: Path, where: str) -> None:
+    deadline = time.monotonic() + 120
+    while not (folder / f"at-{where}").exists():
+        assert worker.poll() is None, worker.stderr.read()
+        assert time.monotonic() < deadline, f"the worker did not reach its run's {where}"
+        time.sleep(0.02)
+
+
+def test_a_trial_whose_worker_is_alive_is_never_taken_for_abandoned(tmp_path):
+    """Another worker starting (a Slurm array task, or a second gevb tune) while a trial has begun but its run
+    has not yet locked its folder, or has unlocked it but not yet told the study, leaves the trial alone: it
+    ends as its worker reports it, run once (this race had a study's workers end with no finished trial)."""
+    from gevb.cli import build_parser
+    from gevb.cli.tune import study_of
+    from gevb.tuning import finished_trials, retry_abandoned
+
+    out, gate = tmp_path / "study", tmp_path / "gate"
+    argv = [*tune_argv(tmp_path, out, trials=1), "--quiet"]
+    worker = paused_worker(gate, argv)
+    study = study_of(build_parser().parse_args(argv))
+    try:
+        for where in ("start", "end"):
+            reach(worker, gate, where)
+            assert retry_abandoned(study) == 0, where
+            (gate / f"go-{where}").touch()
+        assert worker.wait(timeout=120) == 0, worker.stderr.read()
+    finally:
+        worker.kill()
+    trials = study.load().get_trials(deepcopy=False)
+    assert len(trials) == 1 and finished_trials(study.load()) == 1, [trial.state for trial in trials]
+
+
+def test_a_trial_whose_worker_was_killed_is_run_again_into_its_folder(tmp_path, capsys):
+    out, gate = tmp_path / "study", tmp_path / "gate"
+    argv = tune_argv(tmp_path, out, trials=1)
+    worker = paused_worker(gate, argv)
+    try:
+        reach(worker, gate, "start")
+    finally:
+        worker.kill()
+        worker.wait()
+    assert main(argv) == 0
+    assert "1 trial stopped before its end: queued again" in capsys.readouterr().out
+    assert list(trial_results(out)) == ["trial-0000"]
 
 
 def test_without_optuna_tune_says_what_to_install(monkeypatch, capsys):

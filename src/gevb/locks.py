@@ -23,23 +23,24 @@ class FolderBusy(ValueError):
 
 
 class FolderLock:
-    """The lock of ``folder`` (which must exist): ``acquire`` or raise ``FolderBusy``; ``release``."""
+    """The lock ``name`` of ``folder`` (which must exist; by default a run folder's): ``acquire`` it or raise
+    ``FolderBusy`` (``wait``: until it is free); ``release``."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.path = folder, folder / LOCK_NAME
+    def __init__(self, folder: Path, name: str = LOCK_NAME) -> None:
+        self.folder, self.path = folder, folder / name
         self.descriptor: int | None = None
 
     @property
     def held(self) -> bool:
         return self.descriptor is not None
 
-    def acquire(self) -> None:
+    def acquire(self, wait: bool = False) -> None:
         if self.held or fcntl is None:
             return
         while True:
             descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 error = self.busy(descriptor)
                 os.close(descriptor)

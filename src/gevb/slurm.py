@@ -23,10 +23,18 @@ TASK_INDEX = "${SLURM_ARRAY_TASK_ID}"  # in a task's command: its index in the a
 # ``wait_for`` asks squeue soon after a change, then less and less often while nothing changes (up to once a
 # minute), so that short jobs are followed closely and long ones do not load the cluster's controller
 POLL_SECONDS = (0.25, 60.0)
+# a controller too busy to answer (or restarting) is not a queue without the jobs: ``wait_for`` asks again for
+# this long before it gives up waiting (the jobs go on)
+UNANSWERED_SECONDS = 600.0
+FORGOTTEN = "Invalid job id specified"  # squeue's words once the controller has forgotten every job asked for
 
 
 class SlurmError(ValueError):
     """sbatch is missing or refused a job: one line naming the cause (exit status 2)."""
+
+
+class SqueueUnanswered(RuntimeError):
+    """squeue could not say what is queued (its own words): the controller did not answer."""
 
 
 @dataclass(frozen=True)
@@ -116,28 +124,44 @@ def write_script(path: Path, text: str) -> Path:
 
 def queued(job_ids: Sequence[str]) -> Counter:
     """How many tasks of ``job_ids`` are in each state (PENDING, RUNNING, ...); empty once all have left the
-    queue. A job squeue no longer knows counts as gone."""
+    queue (a job squeue no longer knows counts as gone). ``SqueueUnanswered`` where squeue could not ask."""
     done = subprocess.run(
         ["squeue", "--noheader", "--format=%T", f"--jobs={','.join(job_ids)}"], capture_output=True, text=True
     )
-    if done.returncode != 0:
+    if done.returncode == 0:
+        return Counter(line.strip() for line in done.stdout.splitlines() if line.strip())
+    said = " ".join((done.stderr or done.stdout).split()) or f"exit status {done.returncode}"
+    if FORGOTTEN in said:
         return Counter()
-    return Counter(line.strip() for line in done.stdout.splitlines() if line.strip())
+    raise SqueueUnanswered(said)
 
 
 def wait_for(job_ids: Sequence[str], progress: Callable[[], str], log: Callable[[str], None]) -> None:
     """Until every job of ``job_ids`` has left the queue: a line ``progress(); N running, M pending`` whenever
-    it changes (``POLL_SECONDS``: how often it looks)."""
-    last, pause = None, POLL_SECONDS[0]
+    it changes (``POLL_SECONDS``: how often it looks). While squeue does not answer, it asks again; after
+    ``UNANSWERED_SECONDS`` without an answer, a ``SlurmError`` (the jobs go on)."""
+    last, pause, unanswered_since = None, POLL_SECONDS[0], None
     while True:
-        states = queued(job_ids)
-        tasks = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))
-        line = f"{progress()}; {tasks or 'no task queued'}"
+        try:
+            states = queued(job_ids)
+        except SqueueUnanswered as error:
+            unanswered_since = unanswered_since or time.monotonic()
+            if time.monotonic() - unanswered_since >= UNANSWERED_SECONDS:
+                raise SlurmError(
+                    f"squeue has not answered for {UNANSWERED_SECONDS:.0f} s ({error}); the jobs go on: follow "
+                    f"them with squeue --jobs={','.join(job_ids)} once the controller answers"
+                ) from None
+            line = f"{progress()}; squeue did not answer ({error}), asking again"
+        else:
+            unanswered_since = None
+            tasks = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))
+            line = f"{progress()}; {tasks or 'no task queued'}"
+            if not states:
+                log(line)
+                return
         if line != last:
             log(line)
             last, pause = line, POLL_SECONDS[0]
-        if not states:
-            return
         time.sleep(pause)
         pause = min(pause * 1.5, POLL_SECONDS[1])
 

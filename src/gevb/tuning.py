@@ -5,8 +5,9 @@ The objective is the validation error of a run trained on the rest of the traini
 test split is never looked at); each trial is a normal run folder ``OUT/trial-NNNN`` (resumable, in ``gevb
 report``), pruned at an evaluation whose validation error the pruner finds hopeless. Workers, local processes or
 Slurm array tasks, share the study through its storage: a journal file by default, any database Optuna takes
-(``--storage``) on a cluster. A trial whose worker was killed (its folder no longer locked) is run again into
-the same folder, resuming from its last checkpoint. Optuna is the optional ``tune`` extra.
+(``--storage``) on a cluster. A worker holds a claim on its trial (a lock file in OUT) from before the study
+shows it running until the study has its end; a running trial whose claim is free, its worker killed, is run
+again into the same folder, resuming from its last checkpoint. Optuna is the optional ``tune`` extra.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gevb.training import Trainer
 MISSING = "gevb tune needs Optuna, the tune extra: pip install -e '.[tune]' (or pip install optuna)"
 PRUNERS = ("median", "hyperband", "none")
 BEST_FILE = "best.yaml"
+STUDY_LOCK = ".gevb-study.lock"
 
 
 def optuna_module() -> Any:
@@ -140,10 +142,8 @@ class Pruning(Hook):
         return self.pruned
 
 
-def run_trial(study: Study, trial: Any) -> float:
-    """One trial: its settings drawn, its run trained (or resumed) in its folder; the validation error."""
-    name = trial.user_attrs.get("run") or f"trial-{trial.number:04d}"
-    trial.set_user_attr("run", name)
+def run_trial(study: Study, trial: Any, name: str) -> float:
+    """One trial: its settings drawn, its run trained (or resumed) in ``OUT/name``; the validation error."""
     values = {p.name: trial.suggest_float(p.name, p.low, p.high, log=True) for p in study.parameters}
     lr = values.pop("lr", study.base.lr)
     config = study.base.replace(lr=lr, rule_options={**study.base.rule_options, **values})
@@ -164,43 +164,89 @@ def finished_trials(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))
 
 
+def study_lock(study: Study) -> FolderLock:
+    """``OUT/.gevb-study.lock``: held while a worker takes a trial and while abandoned ones are queued again."""
+    out = Path(study.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return FolderLock(out, STUDY_LOCK)
+
+
+def claim(study: Study, run: str) -> FolderLock:
+    """``OUT/.RUN.claim``: held by the worker of the trial training in ``OUT/RUN``, from before the study shows
+    the trial running to after the worker has told the study its end (a run folder's own lock spans less)."""
+    return FolderLock(Path(study.out), f".{run}.claim")
+
+
+def take_trial(study: Study, loaded: Any) -> tuple[Any, str, FolderLock]:
+    """The next trial (a queued-again one first), its run folder's name and its claim, held: taken under the
+    study's lock, so that no ``retry_abandoned`` ever sees the trial running and unclaimed."""
+    lock = study_lock(study)
+    lock.acquire(wait=True)
+    try:
+        trial = loaded.ask()
+        name = trial.user_attrs.get("run") or f"trial-{trial.number:04d}"
+        held = claim(study, name)
+        held.acquire()
+        trial.set_user_attr("run", name)
+    finally:
+        lock.release()
+    return trial, name, held
+
+
 def work(study: Study, worker: int = 0) -> dict[str, Any]:
-    """A worker: trials until the study has ``study.trials`` finished ones."""
+    """A worker: trials until the study has ``study.trials`` finished ones (complete or pruned), each told to the
+    study as Optuna's ``optimize`` would, its claim released only then."""
     optuna = optuna_module()
+    states = optuna.trial.TrialState
     loaded = study.load(worker)
-    left = study.trials - finished_trials(loaded)
-    if left > 0:
-        stop = optuna.study.MaxTrialsCallback(study.trials, states=(optuna.trial.TrialState.COMPLETE,
-                                                                     optuna.trial.TrialState.PRUNED))  # fmt: skip
-        loaded.optimize(lambda trial: run_trial(study, trial), n_trials=left, callbacks=[stop])
+    for _ in range(study.trials - finished_trials(loaded)):
+        if finished_trials(loaded) >= study.trials:
+            break
+        trial, name, held = take_trial(study, loaded)
+        try:
+            value = run_trial(study, trial, name)
+        except optuna.TrialPruned:
+            loaded.tell(trial, state=states.PRUNED)
+        except BaseException:
+            loaded.tell(trial, state=states.FAIL)
+            raise
+        else:
+            loaded.tell(trial, value)
+        finally:
+            held.release(remove=True)
     return {}
 
 
 def retry_abandoned(study: Study) -> int:
     """Trials whose run did not end: stopped by Ctrl-C or SIGTERM, or left running by a worker that is gone (its
-    run folder no longer locked). Each is queued again, once, for the same folder, where its run resumes.
-    Returns how many."""
+    claim no longer held). Each is queued again, once, for the same folder, where its run resumes. Returns how
+    many."""
     optuna = optuna_module()
     states = optuna.trial.TrialState
-    loaded = study.load()
-    latest = {}  # run folder -> the last trial that trained in it
-    for trial in loaded.get_trials(deepcopy=False):
-        if "run" in trial.user_attrs:
-            latest[trial.user_attrs["run"]] = trial
-    again = 0
-    for name, trial in latest.items():
-        stopped = trial.state == states.FAIL and trial.user_attrs.get("interrupted")
-        if trial.state == states.RUNNING:
-            try:
-                FolderLock(Path(study.out) / name).check_free()
-            except FolderBusy:
+    lock = study_lock(study)
+    lock.acquire(wait=True)
+    try:
+        loaded = study.load()
+        latest = {}  # run folder -> the last trial that trained in it
+        for trial in loaded.get_trials(deepcopy=False):
+            if "run" in trial.user_attrs:
+                latest[trial.user_attrs["run"]] = trial
+        again = 0
+        for name, trial in latest.items():
+            stopped = trial.state == states.FAIL and trial.user_attrs.get("interrupted")
+            if trial.state == states.RUNNING:
+                try:
+                    claim(study, name).check_free()
+                except FolderBusy:
+                    continue
+                loaded._storage.set_trial_state_values(trial._trial_id, state=states.FAIL)
+            elif not stopped:
                 continue
-            loaded._storage.set_trial_state_values(trial._trial_id, state=states.FAIL)
-        elif not stopped:
-            continue
-        loaded.enqueue_trial(trial.params, user_attrs={"run": name})
-        again += 1
-    return again
+            loaded.enqueue_trial(trial.params, user_attrs={"run": name})
+            again += 1
+        return again
+    finally:
+        lock.release()
 
 
 def best_setting(study: Study) -> tuple[dict[str, Any], dict[str, Any]]:
