@@ -19,6 +19,7 @@ from gevb.analysis.report import result_rows
 from gevb.cli import main
 from gevb.config import TrainConfig
 from gevb.grid import GridRun, auto_jobs, grid_config, grid_runs, parse_shard, run_grid, run_status, shard
+from gevb.models import ARCHITECTURES
 from gevb.paper import GRID_MODELS, broadcast_rule, paper_protocol
 from gevb.runs import collect_runs
 
@@ -83,6 +84,17 @@ def test_shards_cover_the_run_list_exactly_once(capsys, tmp_path):
     for bad in ("0/3", "4/3", "2", "a/b"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
+
+
+def test_reproduce_lists_a_rules_digits_grid_without_a_dataset_flag(capsys, monkeypatch, tmp_path):
+    """The digits are every command's default data set, reproduce's too: ``gevb reproduce --rules R --list``
+    lists R's runs on every architecture it applies to, in runs/digits."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--rules", "kolen-pollack", "--list"]) == 0
+    listed = [line.split("\t")[0] for line in capsys.readouterr().out.strip().splitlines()]
+    expected = grid_runs(paper_protocol("digits"), seeds=5, rules=["kolen-pollack"])
+    assert listed == names(expected) and {name.split("-kolen")[0] for name in listed} == set(ARCHITECTURES)
+    assert not any(tmp_path.iterdir())
 
 
 def grid_argv(out: Path, *extra: str, models: str = "fc-vec,fc") -> list[str]:

@@ -160,7 +160,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "for several seeds under the paper's protocol (docs/method.md §7), one run folder each. Finished runs are "
         "skipped and unfinished ones resumed, so the command can be killed and restarted at any time.",
     )
-    grid.add_argument("--dataset", required=True, choices=DATASETS, help="data set of the grid (required)")
+    grid.add_argument("--dataset", default="digits", choices=DATASETS, help="data set of the grid (default: digits)")
     grid.add_argument("--out", type=path_text, metavar="DIR", help="folder of the run folders (default: runs/DATASET)")
     grid.add_argument("--seeds", type=Number(SEED_COUNT), default=5, help="seeds 0..N-1 per configuration (default: 5)")
     grid.add_argument("--epochs", type=Number(RANGES["epochs"]), help="most epochs per run (default: 200)")
