@@ -115,22 +115,21 @@ def measure_alignment(
     reference = reference or make_rule("bp", model)
     with grads_kept(model, rule):
         shared = not (rule.needs_graph or reference.needs_graph)  # one forward pass serves all three uses
+        signals = (None, None)  # the rule's and BP's, where the rule has per-unit signals
         if rule.per_unit_signals or shared:
             with torch.no_grad():
                 output = model.trace(x)
-        if rule.per_unit_signals:
-            with torch.no_grad():
-                error = loss_and_error(output.logits, target)[1]
-                delivered = rule.signals(model, output, error, target)
-                true = reference.signals(model, output, error, target)
+                if rule.per_unit_signals:
+                    error = loss_and_error(output.logits, target)[1]
+                    signals = tuple(r.signals(model, output, error, target) for r in (rule, reference))
         if shared:
-            given = (delivered, true) if rule.per_unit_signals else (None, None)
-            pairs = zip((rule, reference), given, strict=True)
-            updates, gradients = (updates_from(model, r, output, target, signals) for r, signals in pairs)
+            pairs = zip((rule, reference), signals, strict=True)
+            updates, gradients = (updates_from(model, r, output, target, given) for r, given in pairs)
         else:
             updates, gradients = (weight_updates(model, r, x, target) for r in (rule, reference))
     names = layer_names(model)
     if rule.per_unit_signals:
+        delivered, true = signals
         hidden = zip(names[:-1], delivered.scalars, true.scalars, strict=True)
         vectors = delivered.vector, true.vector
         signal = {name: _finite(product_angles_deg(d, t, *vectors).nanmean().item()) for name, d, t in hidden}

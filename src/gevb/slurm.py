@@ -156,12 +156,11 @@ def wait_for(job_ids: Sequence[str], progress: Callable[[], str], log: Callable[
             unanswered_since = None
             tasks = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))
             line = f"{progress()}; {tasks or 'no task queued'}"
-            if not states:
-                log(line)
-                return
         if line != last:
             log(line)
             last, pause = line, POLL_SECONDS[0]
+        if unanswered_since is None and not states:
+            return
         time.sleep(pause)
         pause = min(pause * 1.5, POLL_SECONDS[1])
 
