@@ -190,7 +190,8 @@ def test_gate_matches_per_unit_definition():
     gate = TGate(6, 4, **F64)
     gate.reset_parameters(torch.Generator().manual_seed(0))
     assert_close(gate.t[1::2], -gate.t[0::2])
-    for h in (torch.randn(3, 4, 6, **F64), torch.randn(3, 4, 6, 2, 2, **F64)):
+    position_major = torch.randn(2, 2, 3, 4, 6, **F64).permute(2, 3, 4, 0, 1)  # an LC layer's output layout
+    for h in (torch.randn(3, 4, 6, **F64), torch.randn(3, 4, 6, 2, 2, **F64), position_major):
         out = gate(h)
         for unit in range(6):
             on = (torch.einsum("bk...,k->b...", h[:, :, unit], gate.t[unit]) >= 0).to(h.dtype)

@@ -11,12 +11,15 @@ from gevb.init import alternating_signs, paired_t_vectors
 def gate_mask(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """``G = 1[t . h >= 0]`` per unit: h (B, K, N) or (B, K, C, H, W), t (N or C, K) -> (B, *S) in h's dtype.
 
-    ``t . h`` accumulates one component at a time, so no (B, K, *S) temporary is allocated.
+    ``t . h`` accumulates one component at a time, so no (B, K, *S) temporary is allocated. Each pass
+    multiplies by a contiguous row of ``t^T``: a column of t (stride K) cannot be read in vector loads,
+    which made the passes over a locally connected layer's position-major h 3-4x slower.
     """
     shape = (1, t.shape[0], *[1] * (h.dim() - 3))
-    projection = h[:, 0] * t[:, 0].view(shape)  # (B, *S)
+    rows = t.t().contiguous()  # (K, N or C)
+    projection = h[:, 0] * rows[0].view(shape)  # (B, *S)
     for k in range(1, t.shape[1]):
-        projection.addcmul_(h[:, k], t[:, k].view(shape))
+        projection.addcmul_(h[:, k], rows[k].view(shape))
     return (projection >= 0).to(h.dtype)
 
 

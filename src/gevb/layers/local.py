@@ -110,22 +110,26 @@ class VecLocal2d(SpatialWeightLayer):
 
     def _expanded(self, x: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """First layer: per position, one GEMM of the patches (with a ones column) by the K*out
-        component filters (component-major, bias as a last column) and, given t, the out projected
-        filters ``sum_k t_ok W[l, o, k]``. Returns h (B, K, out, H', W') as a view of position-major
-        memory (H', W', B, K, out), the layout the next layer reads fastest, and ``t . h``
-        (B, out, H', W') or None."""
+        component filters (component-major, bias as a last column) and, given t, one by the out
+        projected filters ``sum_k t_ok W[l, o, k]`` (their own GEMM, so that ``t . h`` comes out dense:
+        the gate's mask on an out-wide block of a wider output took 4-6x longer).
+        Returns h (B, K, out, H', W') as a view of position-major memory (H', W', B, K, out), the layout
+        the next layer reads fastest, and ``t . h`` (B, out, H', W') of memory (H', W', B, out), or None."""
         k, out, positions, features = self.vector_dim, self.out_channels, self.weight.shape[0], self.fan_in
         weight, bias = self.weight.view(positions, out, k, features), self.bias.flatten(2).permute(2, 1, 0)
-        filters = weight.new_empty(positions, k + (t is not None), out, features + 1)  # written once
-        filters[:, :k, :, :-1] = weight.transpose(1, 2)
-        filters[:, :k, :, -1] = bias.transpose(1, 2)
-        if t is not None:
-            filters[:, k, :, :-1] = project_components(weight, t)
-            filters[:, k, :, -1] = project_components(bias.unsqueeze(-1), t).squeeze(-1)
-        filters = filters.flatten(1, 2)  # (L, (K [+ 1]) * out, F + 1)
-        y = torch.bmm(self._patches(x, x.new_ones(x.shape[0], 1)), filters.transpose(1, 2))  # (L, B, (K [+ 1]) * out)
-        y = y.view(*self.output_size, x.shape[0], -1, out).permute(2, 3, 4, 0, 1)  # (B, K [+ 1], out, H', W')
-        return y[:, :k], None if t is None else y[:, k]
+        patches = self._patches(x, x.new_ones(x.shape[0], 1))  # (L, B, F + 1)
+        filters = weight.new_empty(positions, k, out, features + 1)  # written once
+        filters[..., :-1] = weight.transpose(1, 2)
+        filters[..., -1] = bias.transpose(1, 2)
+        h = torch.bmm(patches, filters.flatten(1, 2).transpose(1, 2))  # (L, B, K * out)
+        h = h.view(*self.output_size, x.shape[0], k, out).permute(2, 3, 4, 0, 1)  # (B, K, out, H', W')
+        if t is None:
+            return h, None
+        projected = weight.new_empty(positions, out, features + 1)
+        projected[..., :-1] = project_components(weight, t)
+        projected[..., -1] = project_components(bias.unsqueeze(-1), t).squeeze(-1)
+        projection = torch.bmm(patches, projected.transpose(1, 2))  # (L, B, out)
+        return h, projection.view(*self.output_size, x.shape[0], out).permute(2, 3, 0, 1)  # (B, out, H', W')
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Returns (B, K, out, H', W') as a view of position-major memory (H', W', B, K, out): no
