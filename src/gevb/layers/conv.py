@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gevb.layers.base import SpatialWeightLayer, bias_grad, contract, conv_output_size, project_components
+from gevb.layers.dispatch import use_conv_gemm
 from gevb.layers.kinds import Window, register_layer
 
 
@@ -64,8 +65,22 @@ class VecConv2d(SpatialWeightLayer):
             projected = project_components(self.weight.view(out, k, -1), t)
             filters = torch.cat([filters.view(k, out, -1), projected.view(1, out, -1)]).view(-1, *filters.shape[1:])
             bias = torch.cat([self.bias, project_components(self.bias.t().unsqueeze(-1), t).t()]).flatten()
-        h = F.conv2d(x, filters, bias, self.stride, self.padding).unflatten(1, (-1, out))  # (B, K[+1], out, H', W')
+        h = self._convolve(x, filters, bias).unflatten(1, (-1, out))  # (B, K[+1], out, H', W')
         return h[:, :k], None if t is None else h[:, k]
+
+    def _convolve(self, x: torch.Tensor, filters: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``F.conv2d(x, filters, bias)``: (B, C_in, H, W) -> (B, N, H', W'). Fast path (``dispatch.use_conv_gemm``,
+        thin filters on the CPU): one GEMM of the filters, bias as a last column, by the unfolded patches with
+        a ones row; the output has the convolution's layout."""
+        if not use_conv_gemm(x, filters):
+            return F.conv2d(x, filters, bias, self.stride, self.padding)
+        batch, n = x.shape[0], filters.shape[0]
+        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, F, L)
+        rows = patches.new_empty(batch, patches.shape[1] + 1, patches.shape[2])
+        rows[:, :-1], rows[:, -1] = patches, 1
+        h = torch.matmul(torch.cat([filters.view(n, -1), bias.view(n, 1)], 1), rows)  # (B, N, L)
+        size = [conv_output_size(*dims) for dims in zip(x.shape[-2:], self.kernel_size, self.stride, self.padding)]
+        return h.view(batch, n, *size)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         batch, k = a.shape[0], self.vector_dim

@@ -22,6 +22,11 @@ import torch
 # win (docs/design.md, "Efficiency"; measured on the CPU). Both paths are tested against the reference.
 ROW_GEMM_MIN_INNER = 32
 
+# A first convolution with thin filters (C_in*kh*kw below this, MNIST's 9) runs as one GEMM over unfolded
+# patches: oneDNN's direct convolution writes its K*out + out output maps slower than the GEMM does (29-36
+# against 22-25 ms at MNIST conv-vec's first layer); with CIFAR-10's 75 the convolution wins (166 against 180).
+CONV_GEMM_MAX_INNER = 32
+
 _fast_paths = [True]  # the innermost setting last (``reference_paths``)
 _recorders: list[Counter] = []  # open ``choices()`` blocks
 
@@ -39,7 +44,7 @@ def reference_paths() -> Iterator[None]:
 @contextmanager
 def choices() -> Iterator[Counter]:
     """Count the path every dispatched call takes inside the block: ``{(path, fast): calls}``, path one of
-    ``onednn_gemm``, ``strided_sum_pooling``, ``row_gemms``."""
+    ``onednn_gemm``, ``strided_sum_pooling``, ``row_gemms``, ``conv_gemm``."""
     counter: Counter = Counter()
     _recorders.append(counter)
     try:
@@ -100,3 +105,9 @@ def use_row_gemms(a: torch.Tensor, weight: torch.Tensor, kernel_width: int, chan
     kernel rows of at least ``ROW_GEMM_MIN_INNER`` values (hundreds of small GEMMs would not pay on a GPU)."""
     wide = kernel_width * channels >= ROW_GEMM_MIN_INNER
     return _chosen("row_gemms", a.device.type == "cpu" and wide and not recording(a, weight) and not autocasting(a))
+
+
+def use_conv_gemm(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """A convolution as one GEMM over unfolded patches: CPU and thin filters (``CONV_GEMM_MAX_INNER``)."""
+    thin = weight[0].numel() < CONV_GEMM_MAX_INNER
+    return _chosen("conv_gemm", x.device.type == "cpu" and thin)
