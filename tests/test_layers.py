@@ -386,6 +386,7 @@ def dispatched_ops(device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
             "first_conv": h,
             "first_conv_projection": projection,
             "pool": VecAvgPool2d(2)(a),
+            "pool_position_major": VecAvgPool2d(3)(a.permute(3, 4, 0, 1, 2).contiguous().permute(2, 3, 4, 0, 1)),
             "matmul_nt": base.matmul_nt(x.to(device), w.to(device)),
             "local": layer(inputs),
             "contract": contract(err, a.permute(0, 1, 2, 4, 3)),
