@@ -127,8 +127,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     probe = max(matmul_gflops(torch.device("cpu"), args.repeats).values())
     print(f"{args.threads} threads; GEMM probe {probe:.0f} GFLOP/s; copy {copy_gbps(args.repeats):.0f} GB/s")
-    print("\n| config | step ms | GEMMs alone ms | rest ms | GFLOP | step: GFLOP/s, of probe | GEMMs alone: GFLOP/s, of probe |")
-    print("|---|---|---|---|---|---|---|")
+    columns = ["config", "step ms", "GEMMs alone ms", "rest ms", "GFLOP", "step: GFLOP/s, of probe"]
+    columns.append("GEMMs alone: GFLOP/s, of probe")
+    print("\n| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
     details = []
     for dataset in args.datasets:
         for name in args.models:

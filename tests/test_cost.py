@@ -3,7 +3,9 @@ whichever kernels the engine picks, and a summary that reports them with measure
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ import gevb.layers.dispatch as dispatch
 from conftest import small_widths
 from gevb import ARCHITECTURES, build_model
 from gevb.cli import main
-from gevb.cost import step_flops, step_ms
+from gevb.cost import step_flops, step_ms, training_step
 
 
 def test_forward_flops_are_two_per_weight_per_example():
@@ -75,3 +77,23 @@ def test_summary_reports_flops_per_step_and_with_time_the_measured_times(capsys)
         f"{gflop['step'] / 1e9:.3g} GFLOP"
     )
     assert lines[-1].startswith("measured here (cpu, 1 thread, median of 2): forward ")
+
+
+@pytest.mark.parametrize("arch", ["conv-vec", "lc-vec"])
+def test_the_gemm_floor_replays_every_gemm_of_a_step(arch, monkeypatch):
+    """``benchmarks/gemm_floor.py`` records a step's GEMMs and replays each alone: the replayed calls' FLOPs add
+    up to the step's count, so no GEMM of the step is left out of its floor."""
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(root))
+    spec = importlib.util.spec_from_file_location("benchmark_gemm_floor", root / "gemm_floor.py")
+    floor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floor)
+    model = build_model(arch, (1, 8, 8), 10, "nonneg", small_widths(arch), seed=0)
+    step = training_step(model, "gevb", 8)
+    step()
+    recorder = floor.GemmRecorder()
+    with recorder:
+        step()
+    rows = floor.replay(recorder.calls, repeats=1)
+    assert sum(calls * flops for _, _, calls, _, flops in rows) == step_flops(model, "gevb", 8)["step"] > 0
+    assert all(ms > 0 for _, _, _, ms, _ in rows)

@@ -79,8 +79,8 @@ class VecConv2d(SpatialWeightLayer):
         rows = patches.new_empty(batch, patches.shape[1] + 1, patches.shape[2])
         rows[:, :-1], rows[:, -1] = patches, 1
         h = torch.matmul(torch.cat([filters.view(n, -1), bias.view(n, 1)], 1), rows)  # (B, N, L)
-        size = [conv_output_size(*dims) for dims in zip(x.shape[-2:], self.kernel_size, self.stride, self.padding)]
-        return h.view(batch, n, *size)
+        geometry = zip(x.shape[-2:], self.kernel_size, self.stride, self.padding, strict=True)
+        return h.view(batch, n, *[conv_output_size(*sizes) for sizes in geometry])
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         batch, k = a.shape[0], self.vector_dim
