@@ -365,8 +365,8 @@ def test_set_grads_hands_back_gradients_in_the_parameters_layout(layer, a_in):
 
 def dispatched_ops(device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Every op ``gevb.layers.dispatch`` chooses a path for, on fixed inputs: pooling, ``a @ w.T``, an inner
-    locally connected layer wide enough for the row GEMMs (kw * C = 36 >= 32), K-pass contraction, and a
-    first convolution with thin filters (one GEMM over unfolded patches)."""
+    locally connected layer wide enough for the row GEMMs (kw * C = 36 >= 32) and its input credit, K-pass
+    contraction, and a first convolution with thin filters (one GEMM over unfolded patches)."""
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(3, 2, 4, 6, 7, generator=generator, dtype=dtype).to(device)  # (B, K, C, H, W)
     x, w = torch.randn(5, 8, generator=generator, dtype=dtype), torch.randn(4, 8, generator=generator, dtype=dtype)
@@ -375,6 +375,7 @@ def dispatched_ops(device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     layer.to(device)
     inputs = torch.randn(3, 2, 12, 6, 6, generator=generator, dtype=dtype).to(device)
     err = torch.randn(3, 2, generator=generator, dtype=dtype).to(device)
+    credit = torch.randn(3, 4, 6, 6, generator=generator, dtype=dtype).to(device)  # at the LC layer's output
     first = VecConv2d(1, 4, 3, 2, padding=1, expand_input=True, dtype=dtype)  # thin filters: 9 values
     for param in first.parameters():
         param.data.copy_(torch.randn(param.shape, generator=generator, dtype=dtype))
@@ -389,6 +390,7 @@ def dispatched_ops(device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
             "pool_position_major": VecAvgPool2d(3)(a.permute(3, 4, 0, 1, 2).contiguous().permute(2, 3, 4, 0, 1)),
             "matmul_nt": base.matmul_nt(x.to(device), w.to(device)),
             "local": layer(inputs),
+            "local_credit": layer.input_credit(credit, inputs),
             "contract": contract(err, a.permute(0, 1, 2, 4, 3)),
         }
 
@@ -398,7 +400,7 @@ def fast_paths(device: str, dtype: torch.dtype) -> set[str]:
     this torch has it); on CUDA none yet (cuBLAS / cuDNN until a GPU measurement says otherwise)."""
     if device != "cpu":
         return set()
-    return {"strided_sum_pooling", "row_gemms", "conv_gemm"} | (
+    return {"strided_sum_pooling", "row_gemms", "conv_gemm", "tap_sums"} | (
         {"onednn_gemm"} if dtype == torch.float32 and dispatch.onednn_matmul() else set()
     )
 

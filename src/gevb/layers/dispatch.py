@@ -44,7 +44,7 @@ def reference_paths() -> Iterator[None]:
 @contextmanager
 def choices() -> Iterator[Counter]:
     """Count the path every dispatched call takes inside the block: ``{(path, fast): calls}``, path one of
-    ``onednn_gemm``, ``strided_sum_pooling``, ``row_gemms``, ``conv_gemm``."""
+    ``onednn_gemm``, ``strided_sum_pooling``, ``row_gemms``, ``conv_gemm``, ``tap_sums``."""
     counter: Counter = Counter()
     _recorders.append(counter)
     try:
@@ -111,3 +111,9 @@ def use_conv_gemm(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """A convolution as one GEMM over unfolded patches: CPU and thin filters (``CONV_GEMM_MAX_INNER``)."""
     thin = weight[0].numel() < CONV_GEMM_MAX_INNER
     return _chosen("conv_gemm", x.device.type == "cpu" and thin)
+
+
+def use_tap_sums(c: torch.Tensor) -> bool:
+    """A locally connected layer's input credit as kh*kw strided additions (beats ``F.fold``'s transposing
+    copy and ``col2im`` on the CPU): CPU only."""
+    return _chosen("tap_sums", c.device.type == "cpu")

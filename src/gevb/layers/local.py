@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gevb.layers.base import SpatialWeightLayer, contract, conv_output_size, pair, project_components
-from gevb.layers.dispatch import use_row_gemms
+from gevb.layers.dispatch import use_row_gemms, use_tap_sums
 from gevb.layers.kinds import Window, register_layer
 
 
@@ -175,12 +175,26 @@ class VecLocal2d(SpatialWeightLayer):
 
     def input_credit(self, c: torch.Tensor, a_in: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Transpose of the scalar layer with ``weight`` (L, out, F) (default: the layer's own):
-        (B, out, H', W') -> (B, C_in, H, W)."""
+        (B, out, H', W') -> (B, C_in, H, W), ``F.fold`` of the per-position credits (L, B, F).
+
+        Fast path (``dispatch.use_tap_sums``, the CPU): the credits in tap-major order, then each kernel
+        tap's (H', W', B, C) block added into a zero-padded (H, W, B, C) map, kh*kw strided additions instead
+        of fold's transposing copy and ``col2im`` (22 against 7.4 ms at MNIST lc-vec's second layer, 154
+        against 52 at CIFAR-10's); the result is a view of that position-major memory.
+        """
         weight = self.weight if weight is None else weight
-        credit = torch.bmm(c.flatten(2).permute(2, 0, 1).contiguous(), weight)  # (L, B, F)
-        return F.fold(
-            credit.permute(1, 2, 0), a_in.shape[-2:], self.kernel_size, padding=self.padding, stride=self.stride
-        )
+        columns = c.flatten(2).permute(2, 0, 1).contiguous()  # (L, B, out)
+        size, (kh, kw), (sh, sw), (ph, pw) = a_in.shape[-2:], self.kernel_size, self.stride, self.padding
+        if not use_tap_sums(c):
+            credit = torch.bmm(columns, weight)  # (L, B, F)
+            return F.fold(credit.permute(1, 2, 0), size, self.kernel_size, padding=self.padding, stride=self.stride)
+        (rows, cols), batch, channels = self.output_size, c.shape[0], weight.shape[-1] // (kh * kw)
+        credit = torch.bmm(columns, self._tap_major(weight)).view(rows, cols, batch, kh, kw, channels)
+        padded = c.new_zeros(size[0] + 2 * ph, size[1] + 2 * pw, batch, channels)
+        for i in range(kh):
+            for j in range(kw):
+                padded[i : i + sh * (rows - 1) + 1 : sh, j : j + sw * (cols - 1) + 1 : sw].add_(credit[:, :, :, i, j])
+        return padded[ph : ph + size[0], pw : pw + size[1]].permute(2, 3, 0, 1)
 
     def set_grads(self, a_in: torch.Tensor, err: torch.Tensor, g: torch.Tensor) -> None:
         """``dW[l] = g[:, :, l]^T x~_patches[l]`` per position (docs/method.md §5); g: (B, out, H', W').
