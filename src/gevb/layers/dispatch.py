@@ -23,8 +23,8 @@ import torch
 ROW_GEMM_MIN_INNER = 32
 
 # A first convolution with thin filters (C_in*kh*kw below this, MNIST's 9) runs as one GEMM over unfolded
-# patches: oneDNN's direct convolution writes its K*out + out output maps slower than the GEMM does (29-36
-# against 22-25 ms at MNIST conv-vec's first layer); with CIFAR-10's 75 the convolution wins (166 against 180).
+# patches: oneDNN's direct convolution writes its K*out + out output maps slower than the GEMM does (29-40
+# against 22-26 ms at MNIST conv-vec's first layer); with CIFAR-10's 75 the convolution wins (166 against 180).
 CONV_GEMM_MAX_INNER = 32
 
 _fast_paths = [True]  # the innermost setting last (``reference_paths``)
