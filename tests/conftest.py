@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import random
 from pathlib import Path
@@ -124,3 +125,14 @@ def pytest_collection_modifyitems(items) -> None:
             group += "".join(f":{part}" for part in (arch, sign) if part is not None)
         item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: not item.get_closest_marker("xdist_group").args[0].startswith("learning:"))
+
+
+def load_benchmark(script: str, monkeypatch) -> object:
+    """The module of ``benchmarks/SCRIPT`` (not a package: loaded by path, with benchmarks/ on sys.path for its
+    imports of its neighbours, e.g. ``step_time``)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(f"benchmark_{Path(script).stem}", folder / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

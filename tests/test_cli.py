@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_thread_env, small_widths, valid_pairs
+from conftest import load_benchmark, one_thread_env, small_widths, valid_pairs
 from gevb.cli import build_parser, main
 from gevb.config import TrainConfig
 from gevb.data.formats import IDX_FILES
@@ -169,10 +168,7 @@ def test_the_gpu_check_refuses_to_run_without_cuda_in_one_line(tmp_path):
 @pytest.mark.parametrize("script", sorted(path.name for path in (ROOT / "benchmarks").glob("*.py")))
 def test_the_benchmarks_start(script, monkeypatch, capsys):
     """The benchmark scripts import what they use (a renamed helper broke one once) and parse their flags."""
-    spec = importlib.util.spec_from_file_location(f"benchmark_{script[:-3]}", ROOT / "benchmarks" / script)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec.loader.exec_module(module)
+    module = load_benchmark(script, monkeypatch)
     monkeypatch.setattr(sys, "argv", [script, "--help"])
     with pytest.raises(SystemExit) as done:
         module.main()

@@ -3,15 +3,13 @@ whichever kernels the engine picks, and a summary that reports them with measure
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 import gevb.layers.dispatch as dispatch
-from conftest import small_widths
+from conftest import load_benchmark, small_widths
 from gevb import ARCHITECTURES, build_model
 from gevb.cli import main
 from gevb.cost import step_flops, step_ms, training_step
@@ -83,11 +81,7 @@ def test_summary_reports_flops_per_step_and_with_time_the_measured_times(capsys)
 def test_the_gemm_floor_replays_every_gemm_of_a_step(arch, monkeypatch):
     """``benchmarks/gemm_floor.py`` records a step's GEMMs and replays each alone: the replayed calls' FLOPs add
     up to the step's count, so no GEMM of the step is left out of its floor."""
-    root = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(root))
-    spec = importlib.util.spec_from_file_location("benchmark_gemm_floor", root / "gemm_floor.py")
-    floor = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(floor)
+    floor = load_benchmark("gemm_floor.py", monkeypatch)
     model = build_model(arch, (1, 8, 8), 10, "nonneg", small_widths(arch), seed=0)
     step = training_step(model, "gevb", 8)
     step()
